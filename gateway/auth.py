@@ -1,0 +1,35 @@
+"""API key -> tenant. Keys are stored only as sha256 hashes in the policy."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+
+from gateway.errors import AuthenticationFailed
+from gateway.policy.policy_set import PolicySet
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def presented_key(headers: Mapping[str, str]) -> str | None:
+    authorization = headers.get("authorization")
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+        return None
+    return headers.get("x-api-key") or headers.get("api-key") or None
+
+
+def authenticate(policy: PolicySet, headers: Mapping[str, str]) -> str:
+    key = presented_key(headers)
+    if key is None:
+        raise AuthenticationFailed(
+            "Missing API key. Send it as 'Authorization: Bearer <key>'.", code="missing_api_key"
+        )
+    tenant = policy.tenant_by_key_hash.get(hash_key(key))
+    if tenant is None:
+        raise AuthenticationFailed("Incorrect API key provided.")
+    return tenant

@@ -1,0 +1,124 @@
+"""The ``gateway`` command: serve, policy check/explain, keys hash."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from pathlib import Path
+
+import orjson
+
+from gateway.auth import hash_key
+from gateway.settings import DEFAULT_POLICIES, Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    result: int = args.run(args)
+    return result
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gateway", description="Switchyard: an OpenAI-compatible LLM gateway.")
+    commands = parser.add_subparsers(title="commands")
+
+    serve = commands.add_parser("serve", help="run the gateway")
+    serve.add_argument("--policies", type=Path, default=DEFAULT_POLICIES, help="policy directory (default: ./policies)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--demo", action="store_true", help="start stand-in upstreams in process (no keys, no network)")
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.set_defaults(run=_serve)
+
+    policy = commands.add_parser("policy", help="check or explain policies").add_subparsers(title="policy commands")
+    check = policy.add_parser("check", help="validate a policy directory and run its example cases")
+    check.add_argument("directory", type=Path, nargs="?", default=DEFAULT_POLICIES)
+    check.set_defaults(run=_check)
+    explain = policy.add_parser("explain", help="print the routing decision for a request, calling nothing")
+    explain.add_argument("--policies", type=Path, default=DEFAULT_POLICIES)
+    explain.add_argument("--tenant", required=True)
+    explain.add_argument("--request", type=Path, required=True, help="a chat completion request body (JSON)")
+    explain.add_argument("--data-class", default=None)
+    explain.set_defaults(run=_explain)
+
+    keys = commands.add_parser("keys", help="API key helpers").add_subparsers(title="keys commands")
+    hash_cmd = keys.add_parser("hash", help="print the sha256 of a key for tenants.*.keys (reads stdin or a prompt)")
+    hash_cmd.add_argument("key", nargs="?", help="the key (prefer stdin so it stays out of shell history)")
+    hash_cmd.set_defaults(run=_hash)
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from gateway.serve import run  # noqa: PLC0415
+
+    settings = Settings(policies=args.policies, host=args.host, port=args.port, demo=args.demo, log_level=args.log_level)
+    return run(settings)
+
+
+def _check(args: argparse.Namespace) -> int:
+    from gateway.policy_cases import run_cases  # noqa: PLC0415
+    from gateway.policy_loader import PolicyError, load_policy_dir  # noqa: PLC0415
+
+    try:
+        policy = load_policy_dir(args.directory, os.environ)
+    except PolicyError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(f"{len(exc.problems)} problem(s) in {args.directory}", file=sys.stderr)
+        return 1
+    for warning in policy.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    failures = run_cases(policy, args.directory / "cases")
+    for failure in failures:
+        print(failure, file=sys.stderr)
+    if failures:
+        return 1
+    print(
+        f"ok: {args.directory} revision {policy.revision}: {len(policy.models)} models, {len(policy.deployments)} "
+        f"deployments, {len(policy.tenants)} tenants, {len(policy.routes)} routes"
+    )
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from gateway.classify.heuristic import HeuristicClassifier  # noqa: PLC0415
+    from gateway.errors import GatewayError  # noqa: PLC0415
+    from gateway.normalize import normalize  # noqa: PLC0415
+    from gateway.policy.decide import decide, refusal  # noqa: PLC0415
+    from gateway.policy_loader import PolicyError, load_policy_dir  # noqa: PLC0415
+
+    try:
+        policy = load_policy_dir(args.policies, os.environ)
+        if args.tenant not in policy.tenants:
+            print(f"unknown tenant {args.tenant!r}; known: {', '.join(policy.tenants)}", file=sys.stderr)
+            return 2
+        headers = {"x-gateway-data-class": args.data_class} if args.data_class else {}
+        request = normalize("chat", args.request.read_bytes(), headers)
+        decision = decide(policy, args.tenant, request, HeuristicClassifier())
+    except PolicyError as exc:
+        print("\n".join(exc.problems), file=sys.stderr)
+        return 1
+    except (OSError, GatewayError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    error = refusal(decision)
+    out = {"decision": decision.to_json(), "error": error.body()["error"] if error else None}
+    sys.stdout.write(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode() + "\n")
+    return 0 if error is None else 3
+
+
+def _hash(args: argparse.Namespace) -> int:
+    key = args.key
+    if key is None:
+        key = sys.stdin.readline().strip() if not sys.stdin.isatty() else getpass.getpass("API key: ")
+    if not key:
+        print("error: empty key", file=sys.stderr)
+        return 2
+    print(hash_key(key))
+    return 0

@@ -1,0 +1,65 @@
+"""HTTP edge helpers: body limits, request ids, routed headers and OpenAI-shaped error responses."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.errors import BodyTooLarge, GatewayError, InvalidRequest
+from gateway.policy.decide import Decision
+from gateway.policy.policy_set import Deployment
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def request_id(request: Request) -> str:
+    given = request.headers.get("x-request-id", "")
+    rid = given if _REQUEST_ID.match(given) else "req_" + uuid.uuid4().hex
+    request.state.request_id = rid
+    return rid
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise InvalidRequest("Invalid Content-Length header.")
+        if int(declared) > limit:
+            raise BodyTooLarge(f"The request body is {declared} bytes; the limit is {limit} bytes.")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(f"The request body exceeds the limit of {limit} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def routed_headers(rid: str, decision: Decision, deployment: Deployment, explain: bool) -> dict[str, str]:
+    headers = {
+        "x-request-id": rid,
+        "x-gateway-model": deployment.model_id,
+        "x-gateway-deployment": deployment.id,
+        "x-gateway-tier": decision.tier or "none",
+        "x-gateway-policy-revision": decision.revision,
+    }
+    if explain:
+        headers["x-gateway-decision"] = json.dumps(decision.to_json(), ensure_ascii=True, separators=(",", ":"))
+    return headers
+
+
+def error_response(exc: GatewayError, rid: str | None, revision: str | None = None) -> Response:
+    headers = {}
+    if rid:
+        headers["x-request-id"] = rid
+    if revision:
+        headers["x-gateway-policy-revision"] = revision
+    if exc.status in (429, 503):
+        headers["retry-after"] = "1"
+    return Response(orjson.dumps(exc.body()), status_code=exc.status, headers=headers, media_type="application/json")

@@ -1,0 +1,147 @@
+"""One error tree for the whole gateway, mapped to HTTP in one place.
+
+Every class carries its HTTP status, OpenAI error ``type`` and default ``code``.
+The HTTP edge turns any :class:`GatewayError` into OpenAI's JSON error shape
+``{"error": {"message", "type", "param", "code"}}``; nothing else reaches a client.
+
+    GatewayError
+    ├── InvalidRequest (400)
+    │   ├── BodyTooLarge (413)
+    │   └── NotCapable (400)          no candidate can serve what the request needs
+    ├── AuthenticationFailed (401)
+    ├── PolicyDenied (403)            names the rule and the value
+    ├── ModelNotFound (404)
+    ├── RouteNotFound (404)           unknown URL path
+    ├── MethodNotAllowed (405)
+    └── UpstreamError                 raised by provider adapters
+        ├── UpstreamRateLimited (429)     retryable
+        ├── UpstreamTimeout (504)         retryable
+        ├── UpstreamUnavailable (503)     retryable: connect error, 5xx
+        ├── UpstreamBadResponse (502)     retryable: unparseable answer
+        ├── UpstreamRejected (400)        not retryable: the upstream refused the request itself
+        └── AllCandidatesFailed (status of the failures)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class GatewayError(Exception):
+    status: int = 500
+    type: str = "server_error"
+    code: str | None = "internal_error"
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+class InvalidRequest(GatewayError):
+    status = 400
+    type = "invalid_request_error"
+    code = "invalid_request"
+
+
+class BodyTooLarge(InvalidRequest):
+    status = 413
+    code = "request_too_large"
+
+
+class NotCapable(InvalidRequest):
+    code = "model_not_capable"
+
+
+class AuthenticationFailed(GatewayError):
+    status = 401
+    type = "authentication_error"
+    code = "invalid_api_key"
+
+
+class PolicyDenied(GatewayError):
+    status = 403
+    type = "permission_error"
+    code = "policy_denied"
+
+
+class ModelNotFound(GatewayError):
+    status = 404
+    type = "invalid_request_error"
+    code = "model_not_found"
+
+
+class RouteNotFound(GatewayError):
+    status = 404
+    type = "invalid_request_error"
+    code = "not_found"
+
+
+class MethodNotAllowed(GatewayError):
+    status = 405
+    type = "invalid_request_error"
+    code = "method_not_allowed"
+
+
+class UpstreamError(GatewayError):
+    """A provider adapter failed to get an answer. ``retryable`` decides retry and fallback."""
+
+    status = 502
+    type = "server_error"
+    code = "upstream_error"
+    retryable = True
+
+
+class UpstreamRateLimited(UpstreamError):
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+
+
+class UpstreamTimeout(UpstreamError):
+    status = 504
+    code = "upstream_timeout"
+
+
+class UpstreamUnavailable(UpstreamError):
+    status = 503
+    code = "upstream_unavailable"
+
+
+class UpstreamBadResponse(UpstreamError):
+    status = 502
+    code = "upstream_bad_response"
+
+
+class UpstreamRejected(UpstreamError):
+    """The upstream said the request itself is wrong (4xx other than 401/403/408/429): do not retry elsewhere."""
+
+    status = 400
+    type = "invalid_request_error"
+    code = "upstream_rejected"
+    retryable = False
+
+
+class AllCandidatesFailed(GatewayError):
+    """Every allowed candidate failed; status follows what the failures had in common."""
+
+    type = "server_error"
+
+    def __init__(self, message: str, *, status: int, code: str) -> None:
+        super().__init__(message, code=code)
+        self.status = status
+        if status == 429:
+            self.type = "rate_limit_error"
+
+
+RETRYABLE: tuple[type[UpstreamError], ...] = (
+    UpstreamRateLimited,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+    UpstreamBadResponse,
+)

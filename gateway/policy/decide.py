@@ -1,0 +1,200 @@
+"""The routing decision: request + tenant + policy -> every candidate judged, the allowed ones ranked.
+
+Pure: no I/O. Health comes in as a set of deployment ids to demote.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.classify.base import Classifier, Complexity
+from gateway.errors import GatewayError, InvalidRequest, ModelNotFound, NotCapable, PolicyDenied, UpstreamUnavailable
+from gateway.policy.policy_set import Deployment, PolicySet
+from gateway.policy.rules import FIT_RULES, POLICY_RULES, Context, Violation, is_policy_rule
+from gateway.policy.schema import RouteSpec, TenantSpec, Thresholds
+from gateway.request import ChatRequest
+
+DEFAULT_OUTPUT_TOKENS = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    deployment: Deployment
+    violations: tuple[Violation, ...]
+    estimated_cost_usd: float
+    unhealthy: bool
+    fallback: bool = False  # from the route's fallback list, tried after the tier's candidates
+
+    @property
+    def allowed(self) -> bool:
+        return not self.violations
+
+    def to_json(self) -> dict[str, Any]:
+        dep = self.deployment
+        return {
+            "deployment": dep.id,
+            "model": dep.model_id,
+            "vendor": dep.model.vendor,
+            "origin": dep.model.origin,
+            "operator": dep.spec.operator,
+            "jurisdiction": dep.spec.jurisdiction,
+            "self_hosted": dep.spec.self_hosted,
+            "allowed": self.allowed,
+            "violations": [{"rule": v.rule, "message": v.message} for v in self.violations],
+            "estimated_cost_usd": round(self.estimated_cost_usd, 8),
+            "healthy": not self.unhealthy,
+            "fallback": self.fallback,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    tenant: str
+    requested_model: str
+    route: str | None  # None when the client named a concrete model
+    tier: str | None
+    complexity: Complexity | None
+    data_class: str
+    revision: str
+    verdicts: tuple[Verdict, ...]
+    ranked: tuple[Deployment, ...]  # allowed deployments in the order they will be tried
+
+    def to_json(self) -> dict[str, Any]:
+        complexity = None
+        if self.complexity is not None:
+            complexity = {
+                "classifier": self.complexity.classifier,
+                "score": self.complexity.score,
+                "features": dict(self.complexity.features),
+                "top_features": [{"feature": n, "contribution": c} for n, c in self.complexity.top],
+            }
+        return {
+            "tenant": self.tenant,
+            "requested_model": self.requested_model,
+            "route": self.route,
+            "tier": self.tier,
+            "data_class": self.data_class,
+            "policy_revision": self.revision,
+            "complexity": complexity,
+            "candidates": [v.to_json() for v in self.verdicts],
+            "order": [d.id for d in self.ranked],
+        }
+
+
+def tier_for(score: float, thresholds: Thresholds) -> str:
+    if score >= thresholds.complex:
+        return "complex"
+    if score >= thresholds.standard:
+        return "standard"
+    return "simple"
+
+
+def decide(
+    policy: PolicySet,
+    tenant_id: str,
+    request: ChatRequest,
+    classifier: Classifier,
+    unhealthy: frozenset[str] = frozenset(),
+) -> Decision:
+    tenant = policy.tenants[tenant_id]
+    route = policy.routes.get(request.model)
+    if route is None and request.model not in policy.models:
+        raise ModelNotFound(f"The model {request.model!r} does not exist or is not served here.", param="model")
+    data_class = effective_data_class(policy, tenant_id, tenant, request.data_class)
+    complexity, tier, candidates, fallback = None, None, (request.model,), ()
+    if route is not None:
+        _check_route_allowed(tenant_id, tenant, request.model)
+        complexity = classifier.classify(request)
+        tier = tier_for(complexity.score, route.thresholds)
+        candidates = route.tiers[tier]  # type: ignore[index]
+        fallback = tuple(m for m in route.fallback if m not in candidates)
+    ctx = Context(
+        tenant_id, tenant, data_class, policy.data_classes[data_class], request.endpoint,
+        request.needs_tools, request.needs_json, request.needs_vision,
+        request.prompt_tokens_estimate + (request.max_tokens or 0),
+    )
+    verdicts = (
+        *_judge(ctx, policy, candidates, request, unhealthy, False),
+        *_judge(ctx, policy, fallback, request, unhealthy, True),
+    )
+    ranked = _rank(verdicts, route)
+    decision = Decision(
+        tenant_id, request.model, request.model if route else None, tier, complexity, data_class,
+        policy.revision, verdicts, ranked,
+    )
+    return decision
+
+
+def effective_data_class(policy: PolicySet, tenant_id: str, tenant: TenantSpec, asked: str | None) -> str:
+    """The request's class, never lower than the tenant's default."""
+    data_class = tenant.default_data_class
+    if asked is not None:
+        if asked not in policy.data_classes:
+            raise InvalidRequest(
+                f"Unknown data class {asked!r} in x-gateway-data-class; known: {', '.join(policy.data_classes)}.",
+                param="x-gateway-data-class",
+            )
+        if policy.data_class_rank[asked] > policy.data_class_rank[data_class]:
+            data_class = asked
+    allowed = tenant.allow_data_classes
+    if allowed is not None and data_class not in allowed:
+        raise PolicyDenied(
+            f"Denied by tenant.allow_data_classes: tenant {tenant_id!r} may not send {data_class!r} data "
+            f"(allowed: {', '.join(allowed)}).",
+            param="x-gateway-data-class",
+        )
+    return data_class
+
+
+def _check_route_allowed(tenant_id: str, tenant: TenantSpec, route: str) -> None:
+    if tenant.allow_routes is not None and route not in tenant.allow_routes:
+        raise PolicyDenied(
+            f"Denied by tenant.allow_routes: tenant {tenant_id!r} may not use route {route!r} "
+            f"(allowed: {', '.join(tenant.allow_routes)}).",
+            param="model",
+        )
+
+
+def _judge(
+    ctx: Context,
+    policy: PolicySet,
+    models: Iterable[str],
+    request: ChatRequest,
+    unhealthy: frozenset[str],
+    fallback: bool,
+) -> Iterable[Verdict]:
+    output_tokens = request.max_tokens or DEFAULT_OUTPUT_TOKENS
+    for model in models:
+        for dep_id in policy.deployments_by_model.get(model, ()):
+            dep = policy.deployments[dep_id]
+            violations = tuple(v for rule in (*POLICY_RULES, *FIT_RULES) if (v := rule(ctx, dep)) is not None)
+            cost = (dep.price.input * request.prompt_tokens_estimate + dep.price.output * output_tokens) / 1e6
+            yield Verdict(dep, violations, cost, dep_id in unhealthy, fallback)
+
+
+def _rank(verdicts: tuple[Verdict, ...], route: RouteSpec | None) -> tuple[Deployment, ...]:
+    by_price = route is None or route.rank == "price"
+    def key(item: tuple[int, Verdict]) -> tuple[bool, bool, float, int]:
+        index, v = item
+        return v.fallback, v.unhealthy, v.estimated_cost_usd if by_price else 0.0, index
+
+    return tuple(v.deployment for _, v in sorted(((i, v) for i, v in enumerate(verdicts) if v.allowed), key=key))
+
+
+def refusal(decision: Decision) -> GatewayError | None:
+    """The error a client gets when no deployment may serve the request, or None when one may."""
+    return None if decision.ranked else _nothing_allowed(decision)
+
+
+def _nothing_allowed(decision: Decision) -> GatewayError:
+    where = f"route {decision.route!r}, tier {decision.tier!r}" if decision.route else f"model {decision.requested_model!r}"
+    reasons = "; ".join(f"{v.deployment.id}: {v.violations[0].rule}: {v.violations[0].message}" for v in decision.verdicts)
+    rules = {v.rule for verdict in decision.verdicts for v in verdict.violations}
+    message = f"No deployment may serve this request for tenant {decision.tenant!r} ({where}). {reasons}."
+    if any(is_policy_rule(rule) for rule in rules):
+        return PolicyDenied("Denied by policy. " + message, param="model")
+    if rules and all(rule == "deployment.unavailable" for rule in rules):
+        return UpstreamUnavailable(message)
+    return NotCapable(message, param="model")

@@ -1,0 +1,52 @@
+"""The loaded policy, compiled into lookups the request path reads without work."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from gateway.policy.schema import (
+    DataClassSpec,
+    DeploymentSpec,
+    Limits,
+    ModelSpec,
+    Price,
+    RouteSpec,
+    TenantSpec,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """A deployment joined with its model, its effective price and whether it can be called now."""
+
+    id: str
+    spec: DeploymentSpec
+    model_id: str
+    model: ModelSpec
+    price: Price
+    unavailable: str | None = None  # why it cannot be called (e.g. its api_key_env is not set)
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySet:
+    revision: str
+    source: str
+    models: Mapping[str, ModelSpec]
+    deployments: Mapping[str, Deployment]
+    deployments_by_model: Mapping[str, tuple[str, ...]]
+    tenants: Mapping[str, TenantSpec]
+    tenant_by_key_hash: Mapping[str, str]
+    data_classes: Mapping[str, DataClassSpec]
+    data_class_rank: Mapping[str, int]
+    routes: Mapping[str, RouteSpec]
+    limits: Limits = field(default_factory=Limits)
+    warnings: tuple[str, ...] = ()
+
+    def model_endpoints(self, model_id: str) -> tuple[str, ...]:
+        return self.models[model_id].endpoints
+
+
+def freeze(mapping: Mapping[str, object]) -> MappingProxyType[str, object]:
+    return MappingProxyType(dict(mapping))

@@ -1,0 +1,168 @@
+"""The policy file schema: what ops may write in ``policies/*.yaml``.
+
+Kept apart from the runtime so it can be validated and tested alone. Every model
+forbids unknown keys, so a typo fails loudly with its path instead of being ignored.
+A policy directory is the union of its YAML files; each file holds any of the
+top-level sections below, and an id may be defined only once across files.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from gateway.policy.countries import ISO_3166_ALPHA2
+
+TIERS: tuple[str, ...] = ("simple", "standard", "complex")
+Tier = Literal["simple", "standard", "complex"]
+QualityTier = Literal["basic", "strong", "frontier"]
+Endpoint = Literal["chat", "completions", "embeddings"]
+
+
+def _country(value: str) -> str:
+    if value not in ISO_3166_ALPHA2:
+        raise ValueError(f"{value!r} is not an ISO 3166 country code")
+    return value
+
+
+def _sha256(value: str) -> str:
+    if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+        raise ValueError("must be 64 lowercase hex characters (see `gateway keys hash`)")
+    return value
+
+
+Country = Annotated[str, AfterValidator(_country)]
+KeyHash = Annotated[str, AfterValidator(_sha256)]
+Id = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@-]*$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Capabilities(Strict):
+    tools: bool = False
+    json_output: bool = Field(False, alias="json")
+    vision: bool = False
+    context_window: int = Field(8192, gt=0)
+
+
+class Price(Strict):
+    """USD per million tokens."""
+
+    input: float = Field(ge=0)
+    output: float = Field(0.0, ge=0)
+
+
+class ModelSpec(Strict):
+    """A catalog entry: a model and its provenance."""
+
+    vendor: str
+    origin: Country
+    open_weights: bool
+    license: str
+    quality_tier: QualityTier
+    endpoints: tuple[Endpoint, ...] = ("chat",)
+    capabilities: Capabilities = Capabilities()
+    price: Price | None = None
+    description: str = ""
+
+
+class DeploymentSpec(Strict):
+    """One callable endpoint of one model."""
+
+    model: Id
+    provider: str = "openai_compatible"
+    upstream_model: str | None = None
+    base_url: str | None = None
+    api_key_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    operator: str
+    jurisdiction: Country
+    self_hosted: bool = False
+    timeout_seconds: float = Field(60.0, gt=0, le=3600)
+    max_retries: int = Field(2, ge=0, le=10)
+    price: Price | None = None
+
+    @model_validator(mode="after")
+    def _openai_compatible_needs_url(self) -> DeploymentSpec:
+        if self.provider == "openai_compatible" and not self.base_url:
+            raise ValueError("an openai_compatible deployment needs base_url")
+        return self
+
+
+class ApiKey(Strict):
+    sha256: KeyHash
+    name: str = ""
+
+
+class TenantSpec(Strict):
+    """Who is calling and what they allow. Absent allow-lists allow everything."""
+
+    keys: tuple[ApiKey, ...] = Field(min_length=1)
+    description: str = ""
+    allow_origins: tuple[Country, ...] | None = None
+    deny_origins: tuple[Country, ...] = ()
+    allow_jurisdictions: tuple[Country, ...] | None = None
+    allow_data_classes: tuple[Id, ...] | None = None
+    default_data_class: Id = "public"
+    allow_quality_tiers: tuple[QualityTier, ...] | None = None
+    allow_models: tuple[Id, ...] | None = None
+    deny_models: tuple[Id, ...] = ()
+    allow_routes: tuple[Id, ...] | None = None
+    require_self_hosted: bool = False
+
+
+class DataClassSpec(Strict):
+    """A sensitivity class. Classes are ordered as written: later is more sensitive."""
+
+    description: str = ""
+    require_self_hosted: bool = False
+    allow_jurisdictions: tuple[Country, ...] | None = None
+
+
+class Thresholds(Strict):
+    """Complexity score at or above which a request is ``standard`` / ``complex``."""
+
+    standard: float = Field(0.35, ge=0, le=1)
+    complex: float = Field(0.65, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Thresholds:
+        if self.complex < self.standard:
+            raise ValueError("complex threshold must be >= standard threshold")
+        return self
+
+
+class RouteSpec(Strict):
+    """An alias clients ask for (``auto``). Each tier lists candidate models in order of preference."""
+
+    description: str = ""
+    thresholds: Thresholds = Thresholds()
+    tiers: dict[Tier, tuple[Id, ...]]
+    fallback: tuple[Id, ...] = ()  # tried after the tier's candidates, whatever the tier
+    rank: Literal["price", "order"] = "price"
+    baseline_model: Id | None = None
+
+    @model_validator(mode="after")
+    def _all_tiers(self) -> RouteSpec:
+        missing = [t for t in TIERS if not self.tiers.get(t)]
+        if missing:
+            raise ValueError(f"tiers {missing} need at least one candidate model")
+        return self
+
+
+class Limits(Strict):
+    max_body_bytes: int = Field(4 * 1024 * 1024, gt=0)
+    request_deadline_seconds: float = Field(120.0, gt=0)
+
+
+class PolicyFile(Strict):
+    """One YAML file. Every section is optional; ids are unique across the directory."""
+
+    models: dict[Id, ModelSpec] = {}
+    deployments: dict[Id, DeploymentSpec] = {}
+    tenants: dict[Id, TenantSpec] = {}
+    data_classes: dict[Id, DataClassSpec] = {}
+    routes: dict[Id, RouteSpec] = {}
+    limits: Limits | None = None

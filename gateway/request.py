@@ -1,0 +1,26 @@
+"""The normalized request: a frozen value built once at the edge and read by every later stage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Endpoint = Literal["chat", "completions", "embeddings"]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    endpoint: Endpoint
+    model: str
+    body: dict[str, Any]  # the client's JSON, passed through untouched except ``model``
+    stream: bool
+    include_usage: bool
+    text: str  # the prompt text the classifier reads (system + user + assistant turns)
+    last_user: str
+    turns: int  # user turns
+    needs_tools: bool
+    needs_json: bool
+    needs_vision: bool
+    max_tokens: int | None
+    prompt_tokens_estimate: int
+    data_class: str | None  # from the x-gateway-data-class header, if any

@@ -1,0 +1,17 @@
+"""Process settings from the command line. Policy content lives in the policy files, not here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_POLICIES = Path("policies")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    policies: Path = DEFAULT_POLICIES
+    host: str = "127.0.0.1"
+    port: int = 8080
+    demo: bool = False  # start stand-in upstreams in process and route to them
+    log_level: str = "info"
