@@ -198,10 +198,15 @@ async def _metrics(request: Request) -> Response:
     return Response(_gw(request).metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
+def _rid(request: Request) -> str:
+    rid: str | None = getattr(request.state, "request_id", None)
+    return rid or edge.request_id(request)
+
+
 async def _gateway_error(request: Request, exc: GatewayError) -> Response:
     gw: Gateway | None = getattr(request.app.state, "gw", None)
     revision = gw.routing.policy.revision if gw else None
-    return edge.error_response(exc, getattr(request.state, "request_id", None), revision)
+    return edge.error_response(exc, _rid(request), revision)
 
 
 async def _http_error(request: Request, exc: HTTPException) -> Response:
@@ -210,9 +215,9 @@ async def _http_error(request: Request, exc: HTTPException) -> Response:
         error = MethodNotAllowed(f"Method {request.method} is not allowed on {request.url.path}.")
     else:
         error = RouteNotFound(f"Unknown path {request.url.path}.")
-    return edge.error_response(error, getattr(request.state, "request_id", None))
+    return edge.error_response(error, _rid(request))
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error on %s", request.url.path)
-    return edge.error_response(GatewayError("The gateway failed unexpectedly."), getattr(request.state, "request_id", None))
+    return edge.error_response(GatewayError("The gateway failed unexpectedly."), _rid(request))
