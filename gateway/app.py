@@ -25,8 +25,8 @@ from gateway.normalize import normalize
 from gateway.observe import Observation, observe_stream
 from gateway.pipeline import Routing, execute, plan
 from gateway.policy.decide import decide, refusal
-from gateway.policy_loader import load_policy_dir
 from gateway.policy.visible import visible_models
+from gateway.policy_loader import load_policy_dir
 from gateway.providers.registry import Providers
 from gateway.request import Endpoint
 from gateway.settings import Settings
@@ -65,11 +65,11 @@ def create_app(
 
 
 async def _start(settings: Settings, env: Mapping[str, str] | None, stack: AsyncExitStack) -> Gateway:
-    import os  # noqa: PLC0415
+    import os
 
     lookup: Mapping[str, str] = os.environ if env is None else env
     if settings.demo:
-        from gateway.demo import start_demo_upstreams  # noqa: PLC0415
+        from gateway.demo import start_demo_upstreams
 
         lookup = await start_demo_upstreams(stack)
     policy = load_policy_dir(settings.policies, lookup)
@@ -153,7 +153,7 @@ async def _model(request: Request) -> Response:
     for entry in visible_models(gw.routing.policy, tenant, gw.started):
         if entry["id"] == model_id:
             return JSONResponse(entry)
-    from gateway.errors import ModelNotFound  # noqa: PLC0415
+    from gateway.errors import ModelNotFound
 
     raise ModelNotFound(f"The model {model_id!r} does not exist or is not available to this key.", param="model")
 

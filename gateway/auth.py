@@ -26,9 +26,7 @@ def presented_key(headers: Mapping[str, str]) -> str | None:
 def authenticate(policy: PolicySet, headers: Mapping[str, str]) -> str:
     key = presented_key(headers)
     if key is None:
-        raise AuthenticationFailed(
-            "Missing API key. Send it as 'Authorization: Bearer <key>'.", code="missing_api_key"
-        )
+        raise AuthenticationFailed("Missing API key. Send it as 'Authorization: Bearer <key>'.", code="missing_api_key")
     tenant = policy.tenant_by_key_hash.get(hash_key(key))
     if tenant is None:
         raise AuthenticationFailed("Incorrect API key provided.")

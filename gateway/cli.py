@@ -55,15 +55,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from gateway.serve import run  # noqa: PLC0415
+    from gateway.serve import run
 
-    settings = Settings(policies=args.policies, host=args.host, port=args.port, demo=args.demo, log_level=args.log_level)
+    settings = Settings(
+        policies=args.policies, host=args.host, port=args.port, demo=args.demo, log_level=args.log_level
+    )
     return run(settings)
 
 
 def _check(args: argparse.Namespace) -> int:
-    from gateway.policy_cases import run_cases  # noqa: PLC0415
-    from gateway.policy_loader import PolicyError, load_policy_dir  # noqa: PLC0415
+    from gateway.policy_cases import run_cases
+    from gateway.policy_loader import PolicyError, load_policy_dir
 
     try:
         policy = load_policy_dir(args.directory, os.environ)
@@ -87,11 +89,11 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from gateway.classify.heuristic import HeuristicClassifier  # noqa: PLC0415
-    from gateway.errors import GatewayError  # noqa: PLC0415
-    from gateway.normalize import normalize  # noqa: PLC0415
-    from gateway.policy.decide import decide, refusal  # noqa: PLC0415
-    from gateway.policy_loader import PolicyError, load_policy_dir  # noqa: PLC0415
+    from gateway.classify.heuristic import HeuristicClassifier
+    from gateway.errors import GatewayError
+    from gateway.normalize import normalize
+    from gateway.policy.decide import decide, refusal
+    from gateway.policy_loader import PolicyError, load_policy_dir
 
     try:
         policy = load_policy_dir(args.policies, os.environ)

@@ -18,20 +18,30 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
-            "gateway_requests", "Requests answered, by outcome.",
-            ["endpoint", "tenant", "route", "tier", "model", "deployment", "status"], registry=r,
+            "gateway_requests",
+            "Requests answered, by outcome.",
+            ["endpoint", "tenant", "route", "tier", "model", "deployment", "status"],
+            registry=r,
         )
         self.duration = Histogram(
-            "gateway_request_duration_seconds", "Time from request received to response complete.",
-            ["endpoint", "route"], buckets=LATENCY_BUCKETS, registry=r,
+            "gateway_request_duration_seconds",
+            "Time from request received to response complete.",
+            ["endpoint", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         self.overhead = Histogram(
-            "gateway_overhead_seconds", "Time spent in the gateway itself, upstream time excluded.",
-            ["endpoint"], buckets=OVERHEAD_BUCKETS, registry=r,
+            "gateway_overhead_seconds",
+            "Time spent in the gateway itself, upstream time excluded.",
+            ["endpoint"],
+            buckets=OVERHEAD_BUCKETS,
+            registry=r,
         )
         self.attempts = Counter(
-            "gateway_upstream_attempts", "Calls to upstream deployments, by outcome (ok or error code).",
-            ["deployment", "outcome"], registry=r,
+            "gateway_upstream_attempts",
+            "Calls to upstream deployments, by outcome (ok or error code).",
+            ["deployment", "outcome"],
+            registry=r,
         )
         self.tokens = Counter(
             "gateway_tokens", "Tokens reported by upstreams.", ["deployment", "direction"], registry=r

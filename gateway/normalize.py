@@ -12,7 +12,7 @@ from gateway.request import ChatRequest, Endpoint
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 CHARS_PER_TOKEN = 4
-_CLASSIFY_CHARS = 16_000  # the classifier reads at most this much text from each end
+_CLASSIFY_CHARS = 4_000  # the classifier reads at most this much text from each end
 
 
 def parse_json(raw: bytes) -> dict[str, Any]:

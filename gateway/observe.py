@@ -38,7 +38,9 @@ class Observation:
     def called(self, dep: Deployment, attempts: tuple[Attempt, ...]) -> None:
         self.dep, self.model, self.deployment = dep, dep.model_id, dep.id
         for attempt in attempts:
-            self.metrics.attempts.labels(attempt.deployment, "ok" if attempt.error is None else attempt.error.split(":")[0]).inc()
+            self.metrics.attempts.labels(
+                attempt.deployment, "ok" if attempt.error is None else attempt.error.split(":")[0]
+            ).inc()
             self.upstream_seconds += attempt.seconds
         if len(attempts) > 1:
             self.metrics.fallbacks.labels(self.route).inc()
@@ -56,7 +58,9 @@ class Observation:
         total = time.perf_counter() - self.started
         m = self.metrics
         m.in_flight.dec()
-        m.requests.labels(self.endpoint, self.tenant, self.route, self.tier, self.model, self.deployment, str(status)).inc()
+        m.requests.labels(
+            self.endpoint, self.tenant, self.route, self.tier, self.model, self.deployment, str(status)
+        ).inc()
         m.duration.labels(self.endpoint, self.route).observe(total)
         m.overhead.labels(self.endpoint).observe(max(total - self.upstream_seconds - streamed_upstream_seconds, 0.0))
 

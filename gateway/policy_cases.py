@@ -82,7 +82,9 @@ def _compare(expect: Expect, decision: Decision | None, error: GatewayError | No
     problems: list[str] = []
     got_error = error.code if error else None
     if expect.error != got_error:
-        problems.append(f"expected error {expect.error!r}, got {got_error!r}" + (f" ({error.message})" if error else ""))
+        problems.append(
+            f"expected error {expect.error!r}, got {got_error!r}" + (f" ({error.message})" if error else "")
+        )
     for text in expect.error_mentions:
         if error is None or text not in error.message:
             problems.append(f"expected the error message to mention {text!r}")

@@ -177,7 +177,7 @@ def _compile(merged: PolicyFile, directory: Path, revision: str, env: Mapping[st
 
 
 def _bundled(provider: str, model: str) -> Price | None:
-    from gateway.providers.litellm_prices import bundled_price  # noqa: PLC0415 - reads a large file once
+    from gateway.providers.litellm_prices import bundled_price  # reads a large file once
 
     found = bundled_price(provider, model)
     return None if found is None else Price(input=found[0], output=found[1])

@@ -19,7 +19,7 @@ def banner(settings: Settings, gw: Gateway) -> str:
         f"Switchyard gateway listening on {base}  (policy revision {policy.revision} from {policy.source})",
     ]
     if settings.demo:
-        from gateway.demo import DEMO_KEYS  # noqa: PLC0415
+        from gateway.demo import DEMO_KEYS
 
         lines += [
             "Demo mode: stand-in upstreams on loopback play a self-hosted Qwen, a self-hosted gpt-oss and OpenAI.",
@@ -27,7 +27,7 @@ def banner(settings: Settings, gw: Gateway) -> str:
             "Try:",
             f"  curl -s {base}/v1/chat/completions -H 'Authorization: Bearer demo-key' "
             "-H 'Content-Type: application/json' "
-            "-d '{\"model\": \"auto\", \"messages\": [{\"role\": \"user\", \"content\": \"What is the capital of France?\"}]}'",
+            '-d \'{"model": "auto", "messages": [{"role": "user", "content": "What is the capital of France?"}]}\'',
             "  (add -i to see the x-gateway-* headers; -H 'x-gateway-explain: 1' for the whole decision)",
         ]
     return "\n".join(lines)

@@ -15,9 +15,13 @@ HI = [{"role": "user", "content": "hi"}]
 KEY = {"authorization": "Bearer demo-key"}
 
 
-def post(url: str, body: Any = None, headers: dict[str, str] | None = None, content: bytes | None = None) -> httpx.Response:
+def post(
+    url: str, body: Any = None, headers: dict[str, str] | None = None, content: bytes | None = None
+) -> httpx.Response:
     return httpx.post(
-        url + "/v1/chat/completions", json=body if content is None else None, content=content,
+        url + "/v1/chat/completions",
+        json=body if content is None else None,
+        content=content,
         headers={**KEY, **(headers or {})},
     )
 
@@ -36,14 +40,17 @@ def test_missing_and_unknown_keys_are_401(example_gateway: str) -> None:
     assert error_of(missing, 401)["code"] == "missing_api_key"
     with pytest.raises(openai.AuthenticationError) as info:
         openai.OpenAI(base_url=example_gateway + "/v1", api_key="nope", max_retries=0).chat.completions.create(
-            model="auto", messages=HI  # type: ignore[arg-type]
+            model="auto",
+            messages=HI,  # type: ignore[arg-type]
         )
     assert info.value.code == "invalid_api_key"
 
 
 def test_malformed_json_is_400(example_gateway: str) -> None:
     assert "not valid JSON" in error_of(post(example_gateway, content=b'{"model": "auto", '), 400)["message"]
-    assert error_of(post(example_gateway, content=b"[1, 2]"), 400)["message"] == "The request body must be a JSON object."
+    assert (
+        error_of(post(example_gateway, content=b"[1, 2]"), 400)["message"] == "The request body must be a JSON object."
+    )
 
 
 @pytest.mark.parametrize(
@@ -72,7 +79,9 @@ def test_unknown_model_is_404(example_gateway: str) -> None:
 
 
 def test_policy_denial_is_403_naming_rule_and_value(example_gateway: str, upstreams: Upstreams) -> None:
-    response = post(example_gateway, {"model": "deepseek-v3", "messages": HI}, {"authorization": "Bearer acme-example-key"})
+    response = post(
+        example_gateway, {"model": "deepseek-v3", "messages": HI}, {"authorization": "Bearer acme-example-key"}
+    )
     error = error_of(response, 403)
     assert error["type"] == "permission_error" and error["code"] == "policy_denied"
     assert "tenant.deny_origins" in error["message"] and "'CN'" in error["message"]
@@ -81,7 +90,9 @@ def test_policy_denial_is_403_naming_rule_and_value(example_gateway: str, upstre
 
 def test_unknown_paths_and_methods(example_gateway: str) -> None:
     assert error_of(httpx.get(example_gateway + "/v1/nothing", headers=KEY), 404)["code"] == "not_found"
-    assert error_of(httpx.get(example_gateway + "/v1/chat/completions", headers=KEY), 405)["code"] == "method_not_allowed"
+    assert (
+        error_of(httpx.get(example_gateway + "/v1/chat/completions", headers=KEY), 405)["code"] == "method_not_allowed"
+    )
 
 
 def test_unknown_data_class_is_400(example_gateway: str) -> None:

@@ -1,4 +1,6 @@
-"""The HTTP surface with the official openai SDK against the example policies; every answer checked against OpenAI's schema."""
+"""The HTTP surface with the official openai SDK against the example policies.
+
+Every answer is checked against the schemas of OpenAI's OpenAPI document."""
 
 from __future__ import annotations
 
@@ -72,7 +74,9 @@ def test_us_only_tenant_never_reaches_a_cn_model(example_gateway: str, upstreams
 
 def test_confidential_data_stays_self_hosted(example_gateway: str, upstreams: Upstreams) -> None:
     helios = openai.OpenAI(
-        base_url=example_gateway + "/v1", api_key="helios-example-key", max_retries=0,
+        base_url=example_gateway + "/v1",
+        api_key="helios-example-key",
+        max_retries=0,
         default_headers={"x-gateway-data-class": "confidential"},
     )
     raw = helios.chat.completions.with_raw_response.create(model="auto", messages=HARD)
@@ -133,8 +137,14 @@ def test_tool_calls_non_streamed_and_streamed(client: openai.OpenAI) -> None:
 
 def test_request_fields_pass_through_untouched(client: openai.OpenAI, upstreams: Upstreams) -> None:
     completion = client.chat.completions.create(
-        model="auto", messages=HI, n=2, stop=["zzz"], seed=7, temperature=0.1,
-        response_format={"type": "json_object"}, extra_body={"top_k": 5, "chat_template_kwargs": {"thinking": False}},
+        model="auto",
+        messages=HI,
+        n=2,
+        stop=["zzz"],
+        seed=7,
+        temperature=0.1,
+        response_format={"type": "json_object"},
+        extra_body={"top_k": 5, "chat_template_kwargs": {"thinking": False}},
     )
     assert len(completion.choices) == 2
     json.loads(completion.choices[0].message.content or "")
@@ -176,7 +186,8 @@ def test_explain_header_and_endpoint(example_gateway: str, client: openai.OpenAI
     assert decision["order"][0] == "qwen3-32b-vllm"
     calls_before = upstreams.controls["a"].count()
     explained = httpx.post(
-        example_gateway + "/v1/route/explain", json={"model": "auto", "messages": HI},
+        example_gateway + "/v1/route/explain",
+        json={"model": "auto", "messages": HI},
         headers={"authorization": "Bearer demo-us-only"},
     ).json()
     assert explained["would_call"] == "gpt-oss-120b-vllm" and explained["error"] is None
@@ -197,7 +208,9 @@ def test_health_readiness_and_metrics(example_gateway: str, client: openai.OpenA
 
 
 def _sse(url: str, body: dict[str, Any]) -> list[dict[str, Any]]:
-    with httpx.stream("POST", url + "/v1/chat/completions", json=body, headers={"authorization": "Bearer demo-key"}) as r:
+    with httpx.stream(
+        "POST", url + "/v1/chat/completions", json=body, headers={"authorization": "Bearer demo-key"}
+    ) as r:
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
         lines = [line[6:] for line in r.iter_lines() if line.startswith("data: ")]
     assert lines[-1] == "[DONE]"

@@ -13,7 +13,7 @@ from gateway.classify.base import Classifier, Complexity
 from gateway.errors import GatewayError, InvalidRequest, ModelNotFound, NotCapable, PolicyDenied, UpstreamUnavailable
 from gateway.policy.policy_set import Deployment, PolicySet
 from gateway.policy.rules import FIT_RULES, POLICY_RULES, Context, Violation, is_policy_rule
-from gateway.policy.schema import RouteSpec, TenantSpec, Thresholds
+from gateway.policy.schema import RouteSpec, TenantSpec, Thresholds, Tier
 from gateway.request import ChatRequest
 
 DEFAULT_OUTPUT_TOKENS = 256
@@ -83,7 +83,7 @@ class Decision:
         }
 
 
-def tier_for(score: float, thresholds: Thresholds) -> str:
+def tier_for(score: float, thresholds: Thresholds) -> Tier:
     if score >= thresholds.complex:
         return "complex"
     if score >= thresholds.standard:
@@ -103,16 +103,25 @@ def decide(
     if route is None and request.model not in policy.models:
         raise ModelNotFound(f"The model {request.model!r} does not exist or is not served here.", param="model")
     data_class = effective_data_class(policy, tenant_id, tenant, request.data_class)
-    complexity, tier, candidates, fallback = None, None, (request.model,), ()
+    complexity: Complexity | None = None
+    tier: Tier | None = None
+    candidates: tuple[str, ...] = (request.model,)
+    fallback: tuple[str, ...] = ()
     if route is not None:
         _check_route_allowed(tenant_id, tenant, request.model)
         complexity = classifier.classify(request)
         tier = tier_for(complexity.score, route.thresholds)
-        candidates = route.tiers[tier]  # type: ignore[index]
+        candidates = route.tiers[tier]
         fallback = tuple(m for m in route.fallback if m not in candidates)
     ctx = Context(
-        tenant_id, tenant, data_class, policy.data_classes[data_class], request.endpoint,
-        request.needs_tools, request.needs_json, request.needs_vision,
+        tenant_id,
+        tenant,
+        data_class,
+        policy.data_classes[data_class],
+        request.endpoint,
+        request.needs_tools,
+        request.needs_json,
+        request.needs_vision,
         request.prompt_tokens_estimate + (request.max_tokens or 0),
     )
     verdicts = (
@@ -120,11 +129,17 @@ def decide(
         *_judge(ctx, policy, fallback, request, unhealthy, True),
     )
     ranked = _rank(verdicts, route)
-    decision = Decision(
-        tenant_id, request.model, request.model if route else None, tier, complexity, data_class,
-        policy.revision, verdicts, ranked,
+    return Decision(
+        tenant_id,
+        request.model,
+        request.model if route else None,
+        tier,
+        complexity,
+        data_class,
+        policy.revision,
+        verdicts,
+        ranked,
     )
-    return decision
 
 
 def effective_data_class(policy: PolicySet, tenant_id: str, tenant: TenantSpec, asked: str | None) -> str:
@@ -176,6 +191,7 @@ def _judge(
 
 def _rank(verdicts: tuple[Verdict, ...], route: RouteSpec | None) -> tuple[Deployment, ...]:
     by_price = route is None or route.rank == "price"
+
     def key(item: tuple[int, Verdict]) -> tuple[bool, bool, float, int]:
         index, v = item
         return v.fallback, v.unhealthy, v.estimated_cost_usd if by_price else 0.0, index
@@ -189,8 +205,12 @@ def refusal(decision: Decision) -> GatewayError | None:
 
 
 def _nothing_allowed(decision: Decision) -> GatewayError:
-    where = f"route {decision.route!r}, tier {decision.tier!r}" if decision.route else f"model {decision.requested_model!r}"
-    reasons = "; ".join(f"{v.deployment.id}: {v.violations[0].rule}: {v.violations[0].message}" for v in decision.verdicts)
+    where = (
+        f"route {decision.route!r}, tier {decision.tier!r}" if decision.route else f"model {decision.requested_model!r}"
+    )
+    reasons = "; ".join(
+        f"{v.deployment.id}: {v.violations[0].rule}: {v.violations[0].message}" for v in decision.verdicts
+    )
     rules = {v.rule for verdict in decision.verdicts for v in verdict.violations}
     message = f"No deployment may serve this request for tenant {decision.tenant!r} ({where}). {reasons}."
     if any(is_policy_rule(rule) for rule in rules):

@@ -57,7 +57,8 @@ def allow_quality_tiers(ctx: Context, dep: Deployment) -> Violation | None:
     if allowed is not None and dep.model.quality_tier not in allowed:
         return Violation(
             "tenant.allow_quality_tiers",
-            f"quality tier {dep.model.quality_tier!r} of {dep.model_id!r} is not in allow_quality_tiers {_listed(allowed)}",
+            f"quality tier {dep.model.quality_tier!r} of {dep.model_id!r} "
+            f"is not in allow_quality_tiers {_listed(allowed)}",
         )
     return None
 
@@ -67,7 +68,8 @@ def deny_origins(ctx: Context, dep: Deployment) -> Violation | None:
     if dep.model.origin in denied:
         return Violation(
             "tenant.deny_origins",
-            f"origin {dep.model.origin!r} of {dep.model_id!r} ({dep.model.vendor}) is in deny_origins {_listed(denied)}",
+            f"origin {dep.model.origin!r} of {dep.model_id!r} ({dep.model.vendor}) "
+            f"is in deny_origins {_listed(denied)}",
         )
     return None
 
@@ -77,7 +79,8 @@ def allow_origins(ctx: Context, dep: Deployment) -> Violation | None:
     if allowed is not None and dep.model.origin not in allowed:
         return Violation(
             "tenant.allow_origins",
-            f"origin {dep.model.origin!r} of {dep.model_id!r} ({dep.model.vendor}) is not in allow_origins {_listed(allowed)}",
+            f"origin {dep.model.origin!r} of {dep.model_id!r} ({dep.model.vendor}) "
+            f"is not in allow_origins {_listed(allowed)}",
         )
     return None
 
@@ -105,7 +108,8 @@ def data_class_self_hosted(ctx: Context, dep: Deployment) -> Violation | None:
     if ctx.data_class.require_self_hosted and not dep.spec.self_hosted:
         return Violation(
             f"data_class.{ctx.data_class_id}.require_self_hosted",
-            f"{ctx.data_class_id!r} data must stay self-hosted; deployment {dep.id!r} is operated by {dep.spec.operator}",
+            f"{ctx.data_class_id!r} data must stay self-hosted; "
+            f"deployment {dep.id!r} is operated by {dep.spec.operator}",
         )
     return None
 
@@ -115,7 +119,8 @@ def data_class_jurisdictions(ctx: Context, dep: Deployment) -> Violation | None:
     if allowed is not None and dep.spec.jurisdiction not in allowed:
         return Violation(
             f"data_class.{ctx.data_class_id}.allow_jurisdictions",
-            f"{ctx.data_class_id!r} data may go to {_listed(allowed)}; deployment {dep.id!r} is in {dep.spec.jurisdiction!r}",
+            f"{ctx.data_class_id!r} data may go to {_listed(allowed)}; "
+            f"deployment {dep.id!r} is in {dep.spec.jurisdiction!r}",
         )
     return None
 
@@ -123,7 +128,10 @@ def data_class_jurisdictions(ctx: Context, dep: Deployment) -> Violation | None:
 def capabilities(ctx: Context, dep: Deployment) -> Violation | None:
     caps = dep.model.capabilities
     if ctx.endpoint not in dep.model.endpoints:
-        return Violation("capability.endpoint", f"{dep.model_id!r} does not serve /v1/{ctx.endpoint.replace('chat', 'chat/completions')}")
+        return Violation(
+            "capability.endpoint",
+            f"{dep.model_id!r} does not serve /v1/{ctx.endpoint.replace('chat', 'chat/completions')}",
+        )
     missing = [
         name
         for name, needed, has in (

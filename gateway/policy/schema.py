@@ -14,8 +14,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from gateway.policy.countries import ISO_3166_ALPHA2
 
-TIERS: tuple[str, ...] = ("simple", "standard", "complex")
 Tier = Literal["simple", "standard", "complex"]
+TIERS: tuple[Tier, ...] = ("simple", "standard", "complex")
 QualityTier = Literal["basic", "strong", "frontier"]
 Endpoint = Literal["chat", "completions", "embeddings"]
 

@@ -54,7 +54,7 @@ def _route(policy: PolicyFile, route_id: str) -> Iterator[str]:
 
 
 def _tenant(policy: PolicyFile, name: str) -> Iterator[str]:
-    classes = policy.data_classes or {"public": None}
+    classes = set(policy.data_classes) or {"public"}
     tenant = policy.tenants[name]
     path = f"tenants.{name}"
     if tenant.default_data_class not in classes:
@@ -73,5 +73,9 @@ def _shared_keys(policy: PolicyFile) -> Iterator[Problem]:
     for name, tenant in policy.tenants.items():
         for index, key in enumerate(tenant.keys):
             if key.sha256 in seen:
-                yield "tenants", name, f"tenants.{name}.keys[{index}]: the same key already belongs to tenant {seen[key.sha256]!r}"
+                yield (
+                    "tenants",
+                    name,
+                    f"tenants.{name}.keys[{index}]: the same key already belongs to tenant {seen[key.sha256]!r}",
+                )
             seen[key.sha256] = name

@@ -17,7 +17,7 @@ class Providers:
         self._by_kind: dict[str, Provider] = {OPENAI_COMPATIBLE: OpenAICompatibleProvider()}
         needed = {d.spec.provider for d in policy.deployments.values() if d.unavailable is None}
         if needed - {OPENAI_COMPATIBLE}:
-            from gateway.providers.litellm_provider import LiteLLMProvider  # noqa: PLC0415 - import only when needed
+            from gateway.providers.litellm_provider import LiteLLMProvider  # import only when needed
 
             log.info("loading litellm for providers %s", sorted(needed - {OPENAI_COMPATIBLE}))
             translated = LiteLLMProvider()

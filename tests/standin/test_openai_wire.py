@@ -19,14 +19,15 @@ from gateway.standin.server import ThreadedServer
 from tests.oaschema import validate
 
 KEY = "sk-standin-unit"
+DEFAULTS: dict[str, Any] = {"api_key": KEY, "max_retries": 0}
 HI: list[Any] = [{"role": "user", "content": "What is the capital of France?"}]
-CITY_SCHEMA = {
+CITY_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {"city": {"type": "string"}, "days": {"type": "integer"}, "unit": {"enum": ["c", "f"]}},
     "required": ["city", "days", "unit"],
 }
-WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": CITY_SCHEMA}}
-TIME = {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object"}}}
+WEATHER: Any = {"type": "function", "function": {"name": "get_weather", "parameters": CITY_SCHEMA}}
+TIME: Any = {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object"}}}
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +51,7 @@ def make_client(server: ThreadedServer) -> Iterator[Callable[..., openai.OpenAI]
     clients: list[openai.OpenAI] = []
 
     def make(**options: Any) -> openai.OpenAI:
-        clients.append(openai.OpenAI(base_url=server.url + "/v1", **({"api_key": KEY, "max_retries": 0} | options)))
+        clients.append(openai.OpenAI(base_url=server.url + "/v1", **(DEFAULTS | options)))
         return clients[-1]
 
     yield make

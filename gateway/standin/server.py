@@ -1,0 +1,182 @@
+"""Run an ASGI app on loopback with uvicorn: in the current event loop, or in a thread for tests.
+
+The socket is bound before uvicorn starts, so ``port=0`` picks a free port and the URL
+is known as soon as the server is ready. The servers never install signal handlers
+(the host process owns them) and never write access-log lines, without touching the
+host's own uvicorn logging settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+
+import uvicorn
+from starlette.types import ASGIApp
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+LOOPBACK = "127.0.0.1"
+GRACE_SECONDS = 1
+READY_SECONDS = 10.0
+POLL_SECONDS = 0.005
+
+
+class _QuietProtocol(HttpToolsProtocol):
+    """uvicorn's HTTP protocol without access-log lines."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.access_log = False
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield  # signals belong to the host process
+
+
+def _new_server(app: ASGIApp) -> _Server:
+    config = uvicorn.Config(
+        app,
+        http=_QuietProtocol,
+        ws="none",
+        loop="asyncio",
+        log_config=None,
+        timeout_graceful_shutdown=GRACE_SECONDS,
+    )
+    return _Server(config)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+@dataclass(slots=True)
+class RunningServer:
+    """A uvicorn server running as a task of the current event loop."""
+
+    host: str
+    port: int
+    _server: _Server
+    _task: asyncio.Task[None]
+    _sock: socket.socket
+
+    @property
+    def url(self) -> str:
+        return _url(self.host, self.port)
+
+    async def stop(self) -> None:
+        self._server.should_exit = True
+        try:
+            await self._task
+        finally:
+            self._sock.close()
+
+
+async def serve(app: ASGIApp, host: str = LOOPBACK, port: int = 0) -> RunningServer:
+    """Start ``app`` in the running event loop; returns once it accepts connections."""
+    sock = _bind(host, port)
+    server = _new_server(app)
+    task = asyncio.create_task(server.serve(sockets=[sock]), name=f"standin-{sock.getsockname()[1]}")
+    try:
+        await _until_started(server, task)
+    except BaseException:
+        server.should_exit = True
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        sock.close()
+        raise
+    return RunningServer(host, sock.getsockname()[1], server, task, sock)
+
+
+async def _until_started(server: _Server, task: asyncio.Task[None]) -> None:
+    deadline = time.monotonic() + READY_SECONDS
+    while not server.started:
+        if task.done():
+            raise RuntimeError("the server stopped before it started") from _failure(task)
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the server did not start within {READY_SECONDS} s")
+        await asyncio.sleep(POLL_SECONDS)
+
+
+def _failure(task: asyncio.Task[None]) -> BaseException | None:
+    return None if task.cancelled() else task.exception()
+
+
+class ThreadedServer:
+    """Run ``app`` in a background thread with its own event loop; a context manager for tests.
+
+    ``with ThreadedServer(app) as server: httpx.get(server.url + "/v1/models")``
+    """
+
+    def __init__(self, app: ASGIApp, host: str = LOOPBACK, port: int = 0) -> None:
+        self.host = host
+        self._port = port
+        self._server = _new_server(app)
+        self._sock: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    @property
+    def port(self) -> int:
+        if self._sock is None:
+            raise RuntimeError("the server is not started")
+        return int(self._sock.getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        return _url(self.host, self.port)
+
+    def start(self) -> Self:
+        self._sock = _bind(self.host, self._port)
+        self._thread = threading.Thread(target=self._run, name=f"standin-{self.port}", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + READY_SECONDS
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the stand-in server on {self.url} did not start") from self._error
+            time.sleep(POLL_SECONDS)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(READY_SECONDS)
+        if self._sock is not None:
+            self._sock.close()
+
+    def _run(self) -> None:
+        try:
+            self._server.run(sockets=[self._sock] if self._sock else None)
+        except BaseException as exc:  # noqa: BLE001 - start() reports it
+            self._error = exc
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
