@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import sys
 
 import uvicorn
 
 from gateway.app import Gateway, create_app
+from gateway.policy_loader import PolicyError, load_policy_dir
 from gateway.settings import Settings
 
 
@@ -37,6 +39,13 @@ def run(settings: Settings) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:  # fail fast, before any socket: the lifespan loads the policy again with the live environment
+        load_policy_dir(settings.policies, {} if settings.demo else os.environ)
+    except PolicyError as exc:
+        print("\n".join(exc.problems), file=sys.stderr)
+        print(f"error: {len(exc.problems)} problem(s) in {settings.policies}; not starting", file=sys.stderr)
+        return 1
     try:
         sock = socket.create_server((settings.host, settings.port), reuse_port=False)
     except OSError as exc:

@@ -7,6 +7,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import openai
 import pytest
 
 from gateway.app import create_app
@@ -98,3 +99,21 @@ def example_gateway(_upstreams: Upstreams, make_gateway: GatewayFactory) -> Iter
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+ClientFactory = Callable[..., openai.OpenAI]
+
+
+@pytest.fixture
+def make_client() -> Iterator[ClientFactory]:
+    """``make_client(gateway_url, key, **options)``: an openai SDK client, closed after the test."""
+    clients: list[openai.OpenAI] = []
+
+    def make(url: str, key: str, **options: object) -> openai.OpenAI:
+        client = openai.OpenAI(base_url=url + "/v1", api_key=key, max_retries=0, **options)  # type: ignore[arg-type]
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()

@@ -8,7 +8,7 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import Upstreams
+from tests.conftest import ClientFactory, Upstreams
 from tests.oaschema import validate
 
 HI = [{"role": "user", "content": "hi"}]
@@ -35,11 +35,11 @@ def error_of(response: httpx.Response, status: int) -> dict[str, Any]:
     return dict(body["error"])
 
 
-def test_missing_and_unknown_keys_are_401(example_gateway: str) -> None:
+def test_missing_and_unknown_keys_are_401(example_gateway: str, make_client: ClientFactory) -> None:
     missing = httpx.post(example_gateway + "/v1/chat/completions", json={"model": "auto", "messages": HI})
     assert error_of(missing, 401)["code"] == "missing_api_key"
     with pytest.raises(openai.AuthenticationError) as info:
-        openai.OpenAI(base_url=example_gateway + "/v1", api_key="nope", max_retries=0).chat.completions.create(
+        make_client(example_gateway, "nope").chat.completions.create(
             model="auto",
             messages=HI,  # type: ignore[arg-type]
         )

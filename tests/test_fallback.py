@@ -10,7 +10,7 @@ import openai
 import pytest
 
 from gateway.standin.control import Fault
-from tests.conftest import OPENAI_KEY, GatewayFactory, Upstreams
+from tests.conftest import OPENAI_KEY, ClientFactory, GatewayFactory, Upstreams
 from tests.factories import deployment, small_policy
 from tests.oaschema import validate
 
@@ -34,13 +34,16 @@ def gateway(tmp_path: Path, upstreams: Upstreams, make_gateway: GatewayFactory) 
         yield url
 
 
-def client(url: str, key: str = "us-key") -> openai.OpenAI:
-    return openai.OpenAI(base_url=url + "/v1", api_key=key, max_retries=0)
+@pytest.fixture
+def client(gateway: str, make_client: ClientFactory) -> openai.OpenAI:
+    return make_client(gateway, "us-key")
 
 
-def test_first_deployment_500_falls_back_to_the_next_allowed(gateway: str, upstreams: Upstreams) -> None:
+def test_first_deployment_500_falls_back_to_the_next_allowed(
+    gateway: str, client: openai.OpenAI, upstreams: Upstreams
+) -> None:
     upstreams.controls["a"].inject(Fault(status=500, times=2))
-    raw = client(gateway).chat.completions.with_raw_response.create(model="auto", messages=HI)  # type: ignore[arg-type]
+    raw = client.chat.completions.with_raw_response.create(model="auto", messages=HI)  # type: ignore[arg-type]
     assert raw.headers["x-gateway-deployment"] == "us-open-b"
     assert upstreams.controls["a"].models() == ["us-open", "us-open"]  # one retry, then fallback
     assert upstreams.controls["b"].models() == ["us-open"]
@@ -48,16 +51,16 @@ def test_first_deployment_500_falls_back_to_the_next_allowed(gateway: str, upstr
     validate("CreateChatCompletionResponse", raw.http_response.json())
 
 
-def test_a_retry_on_the_same_deployment_can_succeed(gateway: str, upstreams: Upstreams) -> None:
+def test_a_retry_on_the_same_deployment_can_succeed(gateway: str, client: openai.OpenAI, upstreams: Upstreams) -> None:
     upstreams.controls["a"].inject(Fault(status=503, times=1))
-    raw = client(gateway).chat.completions.with_raw_response.create(model="auto", messages=HI)  # type: ignore[arg-type]
+    raw = client.chat.completions.with_raw_response.create(model="auto", messages=HI)  # type: ignore[arg-type]
     assert raw.headers["x-gateway-deployment"] == "us-open-a"
     assert upstreams.controls["b"].count() == 0
 
 
-def test_timeout_falls_back(gateway: str, upstreams: Upstreams) -> None:
+def test_timeout_falls_back(gateway: str, client: openai.OpenAI, upstreams: Upstreams) -> None:
     upstreams.controls["a"].inject(Fault(delay=2.0, times=2))
-    raw = client(gateway).chat.completions.with_raw_response.create(model="auto", messages=HI)  # type: ignore[arg-type]
+    raw = client.chat.completions.with_raw_response.create(model="auto", messages=HI)  # type: ignore[arg-type]
     assert raw.headers["x-gateway-deployment"] == "us-open-b"
 
 
@@ -80,31 +83,35 @@ def test_all_allowed_fail_gives_503_naming_what_was_tried_and_no_denied_model_is
     assert called and set(called) == {"us-open"}
 
 
-def test_upstream_rate_limit_after_retries_is_429(gateway: str, upstreams: Upstreams) -> None:
+def test_upstream_rate_limit_after_retries_is_429(gateway: str, client: openai.OpenAI, upstreams: Upstreams) -> None:
     for name in ("a", "b"):
         upstreams.controls[name].inject(Fault(status=429, retry_after=0, times=10))
     with pytest.raises(openai.RateLimitError) as info:
-        client(gateway).chat.completions.create(model="auto", messages=HI)  # type: ignore[arg-type]
+        client.chat.completions.create(model="auto", messages=HI)  # type: ignore[arg-type]
     validate("ErrorResponse", info.value.response.json())
     assert info.value.code == "rate_limit_exceeded"
 
 
-def test_upstream_rejecting_the_request_is_400_without_fallback(gateway: str, upstreams: Upstreams) -> None:
+def test_upstream_rejecting_the_request_is_400_without_fallback(
+    gateway: str, client: openai.OpenAI, upstreams: Upstreams
+) -> None:
     upstreams.controls["a"].inject(Fault(status=400, message="context too long"))
     with pytest.raises(openai.BadRequestError, match="context too long"):
-        client(gateway).chat.completions.create(model="auto", messages=HI)  # type: ignore[arg-type]
+        client.chat.completions.create(model="auto", messages=HI)  # type: ignore[arg-type]
     assert upstreams.controls["b"].count() == 0
 
 
-def test_stream_falls_back_before_the_first_byte(gateway: str, upstreams: Upstreams) -> None:
+def test_stream_falls_back_before_the_first_byte(gateway: str, client: openai.OpenAI, upstreams: Upstreams) -> None:
     upstreams.controls["a"].inject(Fault(status=502, times=2))
-    stream = client(gateway).chat.completions.create(model="auto", messages=HI, stream=True)  # type: ignore[arg-type]
+    stream = client.chat.completions.create(model="auto", messages=HI, stream=True)  # type: ignore[arg-type]
     text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
     assert "us-open" in text
     assert upstreams.controls["b"].models() == ["us-open"]
 
 
-def test_stream_failing_after_the_first_byte_ends_with_an_error_event(gateway: str, upstreams: Upstreams) -> None:
+def test_stream_failing_after_the_first_byte_ends_with_an_error_event(
+    gateway: str, client: openai.OpenAI, upstreams: Upstreams
+) -> None:
     upstreams.controls["a"].inject(Fault(drop_after=2))
     with httpx.stream(
         "POST",
@@ -118,9 +125,11 @@ def test_stream_failing_after_the_first_byte_ends_with_an_error_event(gateway: s
     assert upstreams.controls["b"].count() == 0, "no fallback once the client has bytes"
 
 
-def test_the_frontier_key_reaches_only_its_upstream(gateway: str, upstreams: Upstreams) -> None:
+def test_the_frontier_key_reaches_only_its_upstream(
+    gateway: str, make_client: ClientFactory, upstreams: Upstreams
+) -> None:
     hard = "Prove step by step and analyze the trade-offs, then design a plan; justify and evaluate the edge cases."
-    raw = client(gateway, "open-key").chat.completions.with_raw_response.create(
+    raw = make_client(gateway, "open-key").chat.completions.with_raw_response.create(
         model="auto", messages=[{"role": "user", "content": hard}]
     )
     assert raw.headers["x-gateway-deployment"] == "frontier-api"

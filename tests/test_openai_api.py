@@ -11,7 +11,7 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import Upstreams
+from tests.conftest import ClientFactory, Upstreams
 from tests.oaschema import validate
 
 HI: list[Any] = [{"role": "user", "content": "What is the capital of France?"}]
@@ -33,13 +33,8 @@ WEATHER = {
 
 
 @pytest.fixture
-def client(example_gateway: str, upstreams: Upstreams) -> openai.OpenAI:
-    return openai.OpenAI(base_url=example_gateway + "/v1", api_key="demo-key", max_retries=0)
-
-
-@pytest.fixture
-def aclient(example_gateway: str, upstreams: Upstreams) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=example_gateway + "/v1", api_key="demo-key", max_retries=0)
+def client(example_gateway: str, upstreams: Upstreams, make_client: ClientFactory) -> openai.OpenAI:
+    return make_client(example_gateway, "demo-key")
 
 
 def test_simple_prompt_goes_to_the_open_model_with_routing_headers(client: openai.OpenAI, upstreams: Upstreams) -> None:
@@ -61,8 +56,10 @@ def test_hard_prompt_goes_to_the_frontier_tier(client: openai.OpenAI, upstreams:
     assert upstreams.controls["c"].models() == ["gpt-4.1"]
 
 
-def test_us_only_tenant_never_reaches_a_cn_model(example_gateway: str, upstreams: Upstreams) -> None:
-    us = openai.OpenAI(base_url=example_gateway + "/v1", api_key="demo-us-only", max_retries=0)
+def test_us_only_tenant_never_reaches_a_cn_model(
+    example_gateway: str, upstreams: Upstreams, make_client: ClientFactory
+) -> None:
+    us = make_client(example_gateway, "demo-us-only")
     raw = us.chat.completions.with_raw_response.create(model="auto", messages=HI)
     assert raw.headers["x-gateway-model"] == "gpt-oss-120b"
     with pytest.raises(openai.PermissionDeniedError) as info:
@@ -110,7 +107,12 @@ def test_sdk_stream_assembles_text(client: openai.OpenAI) -> None:
 
 
 @pytest.mark.anyio
-async def test_async_client_stream_and_not(aclient: openai.AsyncOpenAI) -> None:
+async def test_async_client_stream_and_not(example_gateway: str) -> None:
+    async with openai.AsyncOpenAI(base_url=example_gateway + "/v1", api_key="demo-key", max_retries=0) as aclient:
+        await _async_calls(aclient)
+
+
+async def _async_calls(aclient: openai.AsyncOpenAI) -> None:
     completion = await aclient.chat.completions.create(model="auto", messages=HI)
     assert completion.choices[0].message.content
     stream = await aclient.chat.completions.create(

@@ -22,7 +22,9 @@ REASONING_CUES = (
     "implication", "justify", "edge case",
 )
 _ARITHMETIC = re.compile(r"[0-9] ?[-+*/^=] ?[0-9]")
-_SIMPLE = re.compile(r"\s*(hi|hello|hey|thanks|thank you|what is|what's|who is|when (is|was)|define|translate|summari[sz]e)\b")
+_SIMPLE = re.compile(
+    r"\s*(hi|hello|hey|thanks|thank you|what is|what's|who is|when (is|was)|define|translate|summari[sz]e)\b"
+)
 
 
 def _cues(text: str, cues: tuple[str, ...]) -> int:
