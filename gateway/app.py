@@ -14,15 +14,15 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from gateway import edge
+from gateway import edge, sse
 from gateway.auth import authenticate
 from gateway.call import Caller, Completed, Streaming
 from gateway.classify.heuristic import HeuristicClassifier
 from gateway.errors import GatewayError, MethodNotAllowed, RouteNotFound
 from gateway.health import HealthBoard
 from gateway.metrics import Metrics
-from gateway.normalize import normalize
-from gateway.observe import Observation, observe_stream
+from gateway.normalize import normalize, parse_json
+from gateway.observe import Observation, observed
 from gateway.pipeline import Routing, execute, plan
 from gateway.policy.decide import decide, refusal
 from gateway.policy.visible import visible_models
@@ -30,8 +30,10 @@ from gateway.policy_loader import load_policy_dir
 from gateway.providers.registry import Providers
 from gateway.request import Endpoint
 from gateway.settings import Settings
+from gateway.translate import anthropic_messages as anthropic
 
 log = logging.getLogger("gateway")
+_NO_CACHE = {"cache-control": "no-cache"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +96,7 @@ def _add_routes(app: FastAPI) -> None:
     app.add_api_route("/v1/chat/completions", _chat, methods=["POST"])
     app.add_api_route("/v1/completions", _completions, methods=["POST"])
     app.add_api_route("/v1/embeddings", _embeddings, methods=["POST"])
+    app.add_api_route("/v1/messages", _messages, methods=["POST"])
     app.add_api_route("/v1/models", _models, methods=["GET"])
     app.add_api_route("/v1/models/{model_id:path}", _model, methods=["GET"])
     app.add_api_route("/v1/route/explain", _explain, methods=["POST"])
@@ -130,12 +133,37 @@ async def _proxy(request: Request, endpoint: Endpoint) -> Response:
     headers = edge.routed_headers(rid, decision, outcome.deployment, request.headers.get("x-gateway-explain") == "1")
     if isinstance(outcome, Streaming):
         headers.pop("x-gateway-decision", None)
-        body = observe_stream(outcome, req.include_usage, obs)
-        return StreamingResponse(body, media_type="text/event-stream", headers={**headers, "cache-control": "no-cache"})
+        events = sse.openai_events(observed(outcome, obs), outcome.deployment.model_id, req.include_usage)
+        return StreamingResponse(events, media_type="text/event-stream", headers={**headers, **_NO_CACHE})
     assert isinstance(outcome, Completed)
     obs.usage(outcome.body)
     obs.finish(200)
     return Response(orjson.dumps(outcome.body), media_type="application/json", headers=headers)
+
+
+async def _messages(request: Request) -> Response:
+    """Anthropic's Messages API in front of the same pipeline; answers and errors in Anthropic's shape."""
+    gw = _gw(request)
+    rid = edge.request_id(request)
+    obs = Observation(gw.metrics, "messages")
+    try:
+        raw = await edge.read_body(request, gw.routing.policy.limits.max_body_bytes)
+        body = anthropic.to_openai(parse_json(raw))
+        req, decision = plan(gw.routing, "chat", orjson.dumps(body), request.headers)
+        obs.decided(decision)
+        outcome = await execute(gw.routing, req, decision)
+    except GatewayError as exc:
+        obs.finish(exc.status)
+        return edge.error_response(exc, rid, gw.routing.policy.revision, anthropic.error_body(exc, request_id=rid))
+    obs.called(outcome.deployment, outcome.attempts)
+    headers = edge.routed_headers(rid, decision, outcome.deployment, explain=False)
+    model = outcome.deployment.model_id
+    if isinstance(outcome, Streaming):
+        events = sse.anthropic_events(observed(outcome, obs), model)
+        return StreamingResponse(events, media_type="text/event-stream", headers={**headers, **_NO_CACHE})
+    obs.usage(outcome.body)
+    obs.finish(200)
+    return Response(orjson.dumps(anthropic.from_openai(outcome.body, model)), media_type="application/json", headers=headers)
 
 
 async def _models(request: Request) -> Response:

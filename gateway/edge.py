@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from typing import Any
 
 import orjson
 from starlette.requests import Request
@@ -54,7 +55,10 @@ def routed_headers(rid: str, decision: Decision, deployment: Deployment, explain
     return headers
 
 
-def error_response(exc: GatewayError, rid: str | None, revision: str | None = None) -> Response:
+def error_response(
+    exc: GatewayError, rid: str | None, revision: str | None = None, body: dict[str, Any] | None = None
+) -> Response:
+    """The error as OpenAI's JSON shape, or as ``body`` when another wire format needs its own."""
     headers = {}
     if rid:
         headers["x-request-id"] = rid
@@ -62,4 +66,5 @@ def error_response(exc: GatewayError, rid: str | None, revision: str | None = No
         headers["x-gateway-policy-revision"] = revision
     if exc.status in (429, 503):
         headers["retry-after"] = "1"
-    return Response(orjson.dumps(exc.body()), status_code=exc.status, headers=headers, media_type="application/json")
+    content = orjson.dumps(exc.body() if body is None else body)
+    return Response(content, status_code=exc.status, headers=headers, media_type="application/json")

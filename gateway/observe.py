@@ -5,8 +5,6 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 
-import orjson
-
 from gateway import shape
 from gateway.call import Attempt, Streaming
 from gateway.errors import UpstreamError
@@ -14,13 +12,10 @@ from gateway.metrics import Metrics
 from gateway.policy.decide import Decision
 from gateway.policy.policy_set import Deployment
 from gateway.providers.base import Json
-from gateway.request import Endpoint
-
-_DONE = b"data: [DONE]\n\n"
 
 
 class Observation:
-    def __init__(self, metrics: Metrics, endpoint: Endpoint) -> None:
+    def __init__(self, metrics: Metrics, endpoint: str) -> None:
         self.metrics = metrics
         self.endpoint = endpoint
         self.started = time.perf_counter()
@@ -65,9 +60,8 @@ class Observation:
         m.overhead.labels(self.endpoint).observe(max(total - self.upstream_seconds - streamed_upstream_seconds, 0.0))
 
 
-async def observe_stream(outcome: Streaming, include_usage: bool, obs: Observation) -> AsyncIterator[bytes]:
-    """Encode chunks as SSE, keep usage for accounting, end with an error event if the upstream breaks."""
-    model = outcome.deployment.model_id
+async def observed(outcome: Streaming, obs: Observation) -> AsyncIterator[Json]:
+    """The upstream's chunks, unchanged; usage is recorded and the request finished when they end."""
     status = 200
     waited = 0.0
     chunk: Json | None = outcome.first
@@ -75,16 +69,13 @@ async def observe_stream(outcome: Streaming, include_usage: bool, obs: Observati
         while chunk is not None:
             if chunk.get("usage"):
                 obs.usage(chunk)
-            shaped = shape.chunk(chunk, model, include_usage)
-            if shaped is not None:
-                yield b"data: " + orjson.dumps(shaped) + b"\n\n"
+            yield chunk
             before = time.perf_counter()
             chunk = await anext(outcome.rest, None)
             waited += time.perf_counter() - before
-        yield _DONE
     except UpstreamError as exc:
         status = exc.status
-        yield b"data: " + orjson.dumps(exc.body()) + b"\n\n"
+        raise
     finally:
         aclose = getattr(outcome.rest, "aclose", None)
         if aclose is not None:

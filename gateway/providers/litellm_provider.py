@@ -4,12 +4,12 @@ litellm translates an OpenAI-format body into Anthropic, Gemini, Bedrock... call
 module is the only place that imports it, and it does so lazily (``import litellm`` costs
 about 3 s and 200 MB): the first :class:`LiteLLMProvider` pays for it.
 
-Before the import, litellm is told to stay offline (its price map, Anthropic beta-header
-table and Hugging Face tokenizers would otherwise be fetched from the internet); after it,
-its debug banners and global callbacks are turned off. Each call passes only OpenAI request
-fields (litellm reads dozens of its own keyword arguments, e.g. ``base_url``, ``mock_response``
-or logging-callback credentials, which a client must not be able to set) and litellm never
-retries: retry and fallback belong to the gateway.
+Before the import, litellm is told to stay offline (it would fetch its price map, Anthropic
+beta-header table and Hugging Face tokenizers from the internet) and not to load a ``.env``
+file; after it, its debug banners and global callbacks are turned off. Each call passes only
+OpenAI request fields (litellm reads dozens of keyword arguments of its own, e.g. ``base_url``,
+``mock_response`` or logging-callback credentials, which a client must not be able to set),
+and litellm never retries: retry and fallback belong to the gateway.
 
 Answers are reduced to the fields of OpenAI's schema; litellm exceptions become
 :mod:`gateway.errors` here and nowhere else.
@@ -35,6 +35,7 @@ from gateway.errors import (
 from gateway.providers.base import Endpoint, Json, Target
 
 OFFLINE_ENV: Final = {
+    "LITELLM_MODE": "PRODUCTION",  # "DEV" (the default) loads a .env file found above litellm's install dir
     "LITELLM_LOCAL_MODEL_COST_MAP": "True",
     "LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS": "True",
     "LITELLM_OFFLINE_MODE": "true",
