@@ -163,7 +163,8 @@ async def _messages(request: Request) -> Response:
         return StreamingResponse(events, media_type="text/event-stream", headers={**headers, **_NO_CACHE})
     obs.usage(outcome.body)
     obs.finish(200)
-    return Response(orjson.dumps(anthropic.from_openai(outcome.body, model)), media_type="application/json", headers=headers)
+    answer = orjson.dumps(anthropic.from_openai(outcome.body, model))
+    return Response(answer, media_type="application/json", headers=headers)
 
 
 async def _models(request: Request) -> Response:

@@ -1,4 +1,4 @@
-"""The official anthropic SDK against the gateway's /v1/messages: routed like any request, answered in Anthropic's shape."""
+"""The official anthropic SDK against /v1/messages: routed like any request, answered in Anthropic's shape."""
 
 from __future__ import annotations
 
@@ -76,9 +76,11 @@ def test_errors_come_in_anthropics_shape(example_gateway: str, client: anthropic
     body = denied.value.response.json()
     assert body["type"] == "error" and body["error"]["type"] == "permission_error"
     assert "tenant.deny_origins" in body["error"]["message"]
-    with anthropic.Anthropic(base_url=example_gateway, api_key="wrong", max_retries=0) as bad:
-        with pytest.raises(anthropic.AuthenticationError):
-            bad.messages.create(model="auto", max_tokens=10, messages=HI)
+    with (
+        anthropic.Anthropic(base_url=example_gateway, api_key="wrong", max_retries=0) as bad,
+        pytest.raises(anthropic.AuthenticationError),
+    ):
+        bad.messages.create(model="auto", max_tokens=10, messages=HI)
     with pytest.raises(anthropic.BadRequestError, match="max_tokens"):
         client.messages.create(model="auto", messages=HI, max_tokens=0)
     with pytest.raises(anthropic.NotFoundError):
