@@ -44,23 +44,8 @@ OFFLINE_ENV: Final = {
 PROVIDER_FIELDS: Final = frozenset({"thinking", "top_k"})
 # OpenAI fields the adapter sets itself, or that litellm reads as its own settings.
 _OWN_FIELDS: Final = frozenset({"model", "stream", "stream_options", "metadata"})
-_CALLBACK_LISTS: Final = (
-    "callbacks",
-    "input_callback",
-    "success_callback",
-    "failure_callback",
-    "service_callback",
-    "_async_input_callback",
-    "_async_success_callback",
-    "_async_failure_callback",
-)
 _DETAIL_CHARS: Final = 300
 _LITELLM_ADVICE: Final = re.compile(r"\.? (?:Handle with `litellm\.|Original exception: |Traceback )")
-_ENTRY_POINTS: Final[Mapping[Endpoint, str]] = {
-    "chat": "acompletion",
-    "completions": "atext_completion",
-    "embeddings": "aembedding",
-}
 
 _TOP: Final = ("id", "object", "created", "model", "system_fingerprint", "service_tier")
 _MESSAGE: Final = ("role", "content", "refusal", "tool_calls", "function_call", "annotations", "reasoning_content")
@@ -78,9 +63,8 @@ _USAGE_DETAILS: Final = {
         "rejected_prediction_tokens",
     ),
 }
+_CREDENTIALS_REFUSED: Final = (401, 403)
 _STATUS_ERRORS: Final[Mapping[int, type[UpstreamError]]] = {
-    401: UpstreamUnavailable,
-    403: UpstreamUnavailable,
     404: UpstreamUnavailable,
     408: UpstreamTimeout,
     429: UpstreamRateLimited,
@@ -102,15 +86,15 @@ class LiteLLMProvider:
     async def stream(self, endpoint: Endpoint, target: Target, body: Json) -> AsyncIterator[Json]:
         if endpoint == "embeddings":
             raise UpstreamRejected("embeddings cannot be streamed", param="stream")
-        arguments = _call_arguments(endpoint, target, body) | {"stream": True, "stream_options": {"include_usage": True}}
+        arguments = _call_arguments(endpoint, target, body)
+        arguments |= {"stream": True, "stream_options": {"include_usage": True}}
         with _translated(target):
             upstream = await _entry_point(endpoint)(**arguments)
-        try:
-            with _translated(target):
+            try:
                 async for chunk in _openai_chunks(endpoint, target, upstream):
                     yield chunk
-        finally:
-            await _close(upstream)
+            finally:
+                await _close(upstream)
 
     async def aclose(self) -> None:
         """Close the HTTP clients litellm caches process-wide (they are shared by all callers)."""
@@ -131,12 +115,16 @@ def load_litellm() -> None:
     litellm.suppress_debug_info = True  # no "Give Feedback / Get Help" banners on stdout
     litellm.disable_hf_tokenizer_download = True
     litellm.turn_off_message_logging = True
-    for name in _CALLBACK_LISTS:
-        setattr(litellm, name, [])
+    # Empty by default; emptied again in case anything else in the process registered a logger.
+    litellm.callbacks, litellm.input_callback, litellm.service_callback = [], [], []
+    litellm.success_callback, litellm.failure_callback = [], []
+    litellm._async_input_callback, litellm._async_success_callback, litellm._async_failure_callback = [], [], []
 
 
 def _call_arguments(endpoint: Endpoint, target: Target, body: Json) -> dict[str, Any]:
     """litellm keyword arguments: the body's OpenAI fields plus the deployment's connection."""
+    if target.provider not in _litellm_providers():
+        raise UpstreamUnavailable(f"deployment {target.deployment!r}: litellm has no provider {target.provider!r}")
     allowed = _openai_fields(endpoint)
     fields = {key: value for key, value in body.items() if key in allowed}
     return fields | {
@@ -147,6 +135,13 @@ def _call_arguments(endpoint: Endpoint, target: Target, body: Json) -> dict[str,
         "num_retries": 0,
         "drop_params": True,
     }
+
+
+@functools.cache
+def _litellm_providers() -> frozenset[str]:
+    from litellm.types.utils import LlmProviders
+
+    return frozenset(provider.value for provider in LlmProviders)
 
 
 @functools.cache
@@ -169,7 +164,13 @@ def _openai_fields(endpoint: Endpoint) -> frozenset[str]:
 def _entry_point(endpoint: Endpoint) -> Callable[..., Any]:
     import litellm
 
-    return getattr(litellm, _ENTRY_POINTS[endpoint])  # type: ignore[no-any-return]
+    entry_points = {
+        "chat": litellm.acompletion,
+        "completions": litellm.atext_completion,
+        "embeddings": litellm.aembedding,
+    }
+    entry_point: Callable[..., Any] = entry_points[endpoint]
+    return entry_point
 
 
 # -- answers ------------------------------------------------------------------
@@ -339,8 +340,8 @@ def _translated(target: Target) -> Iterator[None]:
         yield
     except UpstreamError:
         raise
-    except _litellm_errors() as exc:
-        raise _upstream_error(exc, target) from exc
+    except _litellm_errors() as exc:  # the cause holds the upstream request, key included: drop it
+        raise _upstream_error(exc, target) from None
     except Exception as exc:  # the Provider contract: no third-party exception leaves an adapter
         reason = f"unexpected {type(exc).__name__} from litellm: {_detail(exc, target)}"
         raise UpstreamBadResponse(f"deployment {target.deployment!r}: {reason}") from exc
@@ -377,7 +378,7 @@ def _upstream_error(exc: Exception, target: Target) -> UpstreamError:
     status = getattr(exc, "status_code", None)
     if isinstance(exc, e.Timeout):  # before APIConnectionError, its base class
         return UpstreamTimeout(f"{where} gave no answer within {target.timeout_seconds:g} s")
-    if isinstance(exc, e.AuthenticationError | e.PermissionDeniedError):
+    if status in _CREDENTIALS_REFUSED:  # litellm's AuthenticationError and PermissionDeniedError
         return UpstreamUnavailable(f"{where} refused the configured credentials (HTTP {status}): check its api key")
     if isinstance(exc, e.APIConnectionError) and not _parse_failure(exc):
         return UpstreamUnavailable(f"{where} is unreachable: {_detail(exc, target)}")

@@ -11,6 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from gateway.errors import (
     UpstreamBadResponse,
@@ -23,11 +27,13 @@ from gateway.errors import (
 from gateway.providers.base import Endpoint, Json, Target
 from gateway.providers.litellm_provider import LiteLLMProvider
 from gateway.standin.control import Control, Fault
+from gateway.standin.server import ThreadedServer
 from tests.conftest import ANTHROPIC_KEY, Upstreams
 from tests.oaschema import validate
 
-# litellm installs warning filters at import (pydantic warns about its ReadOnly TypedDict items when
-# it builds a schema lazily, during calls); pytest restores the filters after the test that imported it.
+# litellm hides pydantic's "`ReadOnly` qualifier" UserWarning (raised when a call first builds one of its
+# schemas) with a filter it installs at import; pytest drops that filter after the test that imported
+# litellm, and a command-line `-W error` outranks pyproject's filterwarnings, so the ignore is a mark.
 pytestmark = [pytest.mark.anyio, pytest.mark.filterwarnings("ignore:.*`ReadOnly` qualifier:UserWarning")]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,7 +46,7 @@ WEATHER: Json = {
         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
     },
 }
-ASK_WEATHER: Json = {"messages": [{"role": "user", "content": "Weather in Paris?"}], "max_tokens": 100, "tools": [WEATHER]}
+ASK_WEATHER: Json = HELLO | {"messages": [{"role": "user", "content": "Weather in Paris?"}], "tools": [WEATHER]}
 TargetFactory = Callable[..., Target]
 
 
@@ -128,6 +134,16 @@ async def test_stream_requests_usage_even_when_the_client_did_not(
     chunks = await collect(provider, target(), HELLO | {"stream_options": {"include_usage": False}})
     assert chunks[-1]["usage"]["total_tokens"] > 0
     assert anthropic.calls()[0].stream
+
+
+async def test_a_stream_closed_early_closes_the_upstream(
+    provider: LiteLLMProvider, target: TargetFactory, anthropic: Control
+) -> None:
+    anthropic.set_timing(chunk_gap=0.05)
+    stream = provider.stream("chat", target(), HELLO)
+    first = await anext(stream)
+    await stream.aclose()  # type: ignore[attr-defined]
+    assert first["choices"][0]["delta"]["content"]
 
 
 async def test_a_tool_call(provider: LiteLLMProvider, target: TargetFactory) -> None:
@@ -223,7 +239,9 @@ async def test_refused_credentials_fall_back_without_leaking_the_key(
     wrong_key = "sk-ant-wrong-key-0123456789"
     with pytest.raises(UpstreamUnavailable) as raised:
         await provider.complete("chat", target(api_key=wrong_key), HELLO)
-    assert raised.value.retryable and wrong_key not in str(raised.value) and ANTHROPIC_KEY not in str(raised.value)
+    message = raised.value.message
+    assert "credentials" in message and wrong_key not in message and ANTHROPIC_KEY not in message
+    assert raised.value.retryable
 
 
 @pytest.mark.parametrize("streamed", [False, True], ids=["plain", "streamed"])
@@ -235,26 +253,36 @@ async def test_a_slow_upstream_times_out(
         await call_once(provider, target(timeout_seconds=0.3), streamed)
 
 
-async def test_a_dropped_stream_is_unavailable(
-    provider: LiteLLMProvider, target: TargetFactory, anthropic: Control
+@pytest.mark.parametrize(("streamed", "events"), [(False, 0), (True, 1), (True, 4)], ids=["plain", "early", "late"])
+async def test_a_dropped_connection_is_unavailable(
+    provider: LiteLLMProvider, target: TargetFactory, anthropic: Control, streamed: bool, events: int
 ) -> None:
-    anthropic.inject(Fault(drop_after=4))
+    anthropic.inject(Fault(drop_after=events))
     with pytest.raises(UpstreamUnavailable):
-        await collect(provider, target(), HELLO)
+        await call_once(provider, target(), streamed)
 
 
-async def test_a_cut_answer_is_a_bad_response(
-    provider: LiteLLMProvider, target: TargetFactory, anthropic: Control
+@pytest.mark.parametrize("streamed", [False, True], ids=["plain", "streamed"])
+async def test_an_answer_that_is_not_the_messages_api_is_a_bad_response(
+    provider: LiteLLMProvider, target: TargetFactory, streamed: bool
 ) -> None:
-    anthropic.inject(Fault(drop_after=0))
-    with pytest.raises(UpstreamError) as raised:
-        await provider.complete("chat", target(), HELLO)
-    assert isinstance(raised.value, UpstreamBadResponse | UpstreamUnavailable) and raised.value.retryable
+    # litellm reads a 200 that is not an event stream as an empty "stop" chunk; nothing may reach the client.
+    async def not_messages(request: Request) -> JSONResponse:
+        return JSONResponse({"answer": "not a message"})
+
+    app = Starlette(routes=[Route("/v1/messages", not_messages, methods=["POST"])])
+    with ThreadedServer(app) as server, pytest.raises(UpstreamBadResponse):
+        await call_once(provider, target(base_url=server.url), streamed)
 
 
 async def test_an_unreachable_upstream_is_unavailable(provider: LiteLLMProvider, target: TargetFactory) -> None:
     with pytest.raises(UpstreamUnavailable):
         await provider.complete("chat", target(base_url="http://127.0.0.1:9"), HELLO)
+
+
+async def test_an_unknown_provider_is_unavailable(provider: LiteLLMProvider, target: TargetFactory) -> None:
+    with pytest.raises(UpstreamUnavailable, match="no provider 'antropic'"):
+        await provider.complete("chat", target(provider="antropic"), HELLO)
 
 
 # -- isolation ----------------------------------------------------------------
