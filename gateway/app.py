@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -15,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from gateway import edge, sse
+from gateway.audit import AuditLog
 from gateway.auth import authenticate
 from gateway.call import Caller, Completed, Streaming
 from gateway.classify.heuristic import HeuristicClassifier
@@ -22,12 +25,13 @@ from gateway.errors import GatewayError, MethodNotAllowed, RouteNotFound
 from gateway.health import HealthBoard
 from gateway.metrics import Metrics
 from gateway.normalize import normalize, parse_json
-from gateway.observe import Observation, observed
+from gateway.observe import Observation, Sink, observed
 from gateway.pipeline import Routing, execute, plan
 from gateway.policy.decide import decide, refusal
 from gateway.policy.visible import visible_models
 from gateway.policy_loader import load_policy_dir
 from gateway.providers.registry import Providers
+from gateway.reload import PolicyWatcher
 from gateway.request import Endpoint
 from gateway.settings import Settings
 from gateway.translate import anthropic_messages as anthropic
@@ -36,10 +40,11 @@ log = logging.getLogger("gateway")
 _NO_CACHE = {"cache-control": "no-cache"}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Gateway:
-    routing: Routing
+    routing: Routing  # replaced whole when the policy reloads; a request reads it once
     metrics: Metrics
+    sinks: tuple[Sink, ...]  # where finished requests go: metrics, audit
     started: int
 
 
@@ -82,9 +87,25 @@ async def _start(settings: Settings, env: Mapping[str, str] | None, stack: Async
     health = HealthBoard()
     routing = Routing(policy, HeuristicClassifier(), health, Caller(providers, health, lookup))
     metrics = Metrics()
-    metrics.policy_info.labels(policy.revision).set(1)
+    metrics.policy_loaded(policy.revision, None)
+    sinks: list[Sink] = [metrics.record]
+    if settings.audit_log:
+        audit = AuditLog(settings.audit_log)
+        stack.callback(audit.close)
+        sinks.append(audit)
     log.info("policy %s loaded from %s", policy.revision, policy.source)
-    return Gateway(routing, metrics, int(time.time()))
+    gw = Gateway(routing, metrics, tuple(sinks), int(time.time()))
+    if settings.reload_seconds > 0:
+        watcher = PolicyWatcher(settings.policies, lookup, providers, settings.reload_seconds)
+        task = asyncio.create_task(watcher.run(gw), name="policy-watcher")
+        stack.push_async_callback(_cancel, task)
+    return gw
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def _gw(request: Request) -> Gateway:
@@ -119,15 +140,17 @@ async def _embeddings(request: Request) -> Response:
 
 async def _proxy(request: Request, endpoint: Endpoint) -> Response:
     gw = _gw(request)
+    routing = gw.routing
     rid = edge.request_id(request)
-    obs = Observation(gw.metrics, endpoint)
+    obs = Observation(gw.sinks, routing.policy, endpoint, rid)
     try:
-        raw = await edge.read_body(request, gw.routing.policy.limits.max_body_bytes)
-        req, decision = plan(gw.routing, endpoint, raw, request.headers)
-        obs.decided(decision)
-        outcome = await execute(gw.routing, req, decision)
+        raw = await edge.read_body(request, routing.policy.limits.max_body_bytes)
+        req, decision = plan(routing, endpoint, raw, request.headers)
+        obs.decided(decision, req.text)
+        outcome = await execute(routing, req, decision)
     except GatewayError as exc:
-        obs.finish(exc.status)
+        obs.called_failed(exc)
+        obs.finish(exc.status, exc.code)
         raise
     obs.called(outcome.deployment, outcome.attempts)
     headers = edge.routed_headers(rid, decision, outcome.deployment, request.headers.get("x-gateway-explain") == "1")
@@ -136,7 +159,7 @@ async def _proxy(request: Request, endpoint: Endpoint) -> Response:
         events = sse.openai_events(observed(outcome, obs), outcome.deployment.model_id, req.include_usage)
         return StreamingResponse(events, media_type="text/event-stream", headers={**headers, **_NO_CACHE})
     assert isinstance(outcome, Completed)
-    obs.usage(outcome.body)
+    obs.answered(outcome.body)
     obs.finish(200)
     return Response(orjson.dumps(outcome.body), media_type="application/json", headers=headers)
 
@@ -144,24 +167,26 @@ async def _proxy(request: Request, endpoint: Endpoint) -> Response:
 async def _messages(request: Request) -> Response:
     """Anthropic's Messages API in front of the same pipeline; answers and errors in Anthropic's shape."""
     gw = _gw(request)
+    routing = gw.routing
     rid = edge.request_id(request)
-    obs = Observation(gw.metrics, "messages")
+    obs = Observation(gw.sinks, routing.policy, "messages", rid)
     try:
-        raw = await edge.read_body(request, gw.routing.policy.limits.max_body_bytes)
+        raw = await edge.read_body(request, routing.policy.limits.max_body_bytes)
         body = anthropic.to_openai(parse_json(raw))
-        req, decision = plan(gw.routing, "chat", orjson.dumps(body), request.headers)
-        obs.decided(decision)
-        outcome = await execute(gw.routing, req, decision)
+        req, decision = plan(routing, "chat", orjson.dumps(body), request.headers)
+        obs.decided(decision, req.text)
+        outcome = await execute(routing, req, decision)
     except GatewayError as exc:
-        obs.finish(exc.status)
-        return edge.error_response(exc, rid, gw.routing.policy.revision, anthropic.error_body(exc, request_id=rid))
+        obs.called_failed(exc)
+        obs.finish(exc.status, exc.code)
+        return edge.error_response(exc, rid, routing.policy.revision, anthropic.error_body(exc, request_id=rid))
     obs.called(outcome.deployment, outcome.attempts)
     headers = edge.routed_headers(rid, decision, outcome.deployment, explain=False)
     model = outcome.deployment.model_id
     if isinstance(outcome, Streaming):
         events = sse.anthropic_events(observed(outcome, obs), model)
         return StreamingResponse(events, media_type="text/event-stream", headers={**headers, **_NO_CACHE})
-    obs.usage(outcome.body)
+    obs.answered(outcome.body)
     obs.finish(200)
     answer = orjson.dumps(anthropic.from_openai(outcome.body, model))
     return Response(answer, media_type="application/json", headers=headers)
@@ -224,7 +249,9 @@ async def _readyz(request: Request) -> Response:
 
 
 async def _metrics(request: Request) -> Response:
-    return Response(_gw(request).metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
+    gw = _gw(request)
+    gw.metrics.health(list(gw.routing.policy.deployments), gw.routing.health.unhealthy())
+    return Response(gw.metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
 def _rid(request: Request) -> str:

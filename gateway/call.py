@@ -36,6 +36,7 @@ class Attempt:
     deployment: str
     error: str | None  # None when it succeeded
     seconds: float
+    code: str = "ok"  # the error code, for metrics labels
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,9 +97,14 @@ class Caller:
             except RETRYABLE:
                 self.health.failure(dep.id)
                 continue
+            except UpstreamError as exc:
+                exc.attempts = tuple(attempts)
+                raise
             self.health.success(dep.id)
             return dep, result, tuple(attempts)
-        raise _all_failed(decision, attempts)
+        error = _all_failed(decision, attempts)
+        error.attempts = tuple(attempts)
+        raise error
 
     async def _with_retries(
         self,
@@ -119,7 +125,8 @@ class Caller:
                 try:
                     result = await once(dep, self._target(dep, deadline - started))
                 except UpstreamError as exc:
-                    attempts.append(Attempt(dep.id, f"{exc.code}: {exc.message}", time.monotonic() - started))
+                    elapsed = time.monotonic() - started
+                    attempts.append(Attempt(dep.id, f"{exc.code}: {exc.message}", elapsed, exc.code or "error"))
                     raise
                 attempts.append(Attempt(dep.id, None, time.monotonic() - started))
                 return result
@@ -139,7 +146,7 @@ class Caller:
 
 def _all_failed(decision: Decision, attempts: list[Attempt]) -> AllCandidatesFailed:
     tried = "; ".join(f"{a.deployment}: {a.error}" for a in attempts if a.error) or "deadline reached before any call"
-    codes = {a.error.split(":", 1)[0] for a in attempts if a.error}
+    codes = {a.code for a in attempts if a.error}
     if codes == {"rate_limit_exceeded"}:
         status, code = 429, "rate_limit_exceeded"
     elif codes == {"upstream_timeout"}:

@@ -34,7 +34,17 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--demo", action="store_true", help="start stand-in upstreams in process (no keys, no network)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument(
+        "--audit-log", default="-", metavar="PATH", help="audit trail: a file, '-' for stdout (default), 'off'"
+    )
+    serve.add_argument("--reload-seconds", type=float, default=5.0, help="policy change check interval; 0 = off")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (metrics shared, see README)")
     serve.set_defaults(run=_serve)
+
+    audit = commands.add_parser("audit", help="read the audit trail").add_subparsers(title="audit commands")
+    summarize = audit.add_parser("summarize", help="traffic, cost and savings by tenant, tier, vendor and origin")
+    summarize.add_argument("file", type=Path)
+    summarize.set_defaults(run=_summarize)
 
     policy = commands.add_parser("policy", help="check or explain policies").add_subparsers(title="policy commands")
     check = policy.add_parser("check", help="validate a policy directory and run its example cases")
@@ -57,10 +67,29 @@ def _parser() -> argparse.ArgumentParser:
 def _serve(args: argparse.Namespace) -> int:
     from gateway.serve import run
 
+    if args.workers < 1:
+        print("error: --workers must be at least 1", file=sys.stderr)
+        return 2
     settings = Settings(
-        policies=args.policies, host=args.host, port=args.port, demo=args.demo, log_level=args.log_level
-    )
+        policies=args.policies, host=args.host, port=args.port, demo=args.demo, log_level=args.log_level,
+        audit_log=None if args.audit_log == "off" else args.audit_log, reload_seconds=args.reload_seconds,
+        workers=args.workers,
+    )  # fmt: skip
     return run(settings)
+
+
+def _summarize(args: argparse.Namespace) -> int:
+    from gateway.audit_summary import read_entries, render, summarize
+
+    try:
+        entries, bad = read_entries(args.file)
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(render(summarize(entries)))
+    if bad:
+        print(f"warning: {bad} line(s) of {args.file} are not audit entries and were skipped", file=sys.stderr)
+    return 0
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.errors import BodyTooLarge, GatewayError, InvalidRequest
+from gateway.logs import REQUEST_ID
 from gateway.policy.decide import Decision
 from gateway.policy.policy_set import Deployment
 
@@ -22,6 +23,7 @@ def request_id(request: Request) -> str:
     given = request.headers.get("x-request-id", "")
     rid = given if _REQUEST_ID.match(given) else "req_" + uuid.uuid4().hex
     request.state.request_id = rid
+    REQUEST_ID.set(rid)
     return rid
 
 

@@ -31,6 +31,7 @@ class GatewayError(Exception):
     status: int = 500
     type: str = "server_error"
     code: str | None = "internal_error"
+    attempts: tuple[Any, ...] = ()  # upstream attempts made before the error (gateway.call.Attempt)
 
     def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
         super().__init__(message)

@@ -1,59 +1,148 @@
 """Prometheus metrics: a side channel fed after each request, never read by routing.
 
-Label values come only from configuration (routes, tiers, models, deployments, tenants) and
-fixed sets (status codes, outcomes), never from request content, so cardinality stays bounded.
+Label values come only from configuration (tenants, routes, tiers, models, vendors, origins,
+jurisdictions, deployments) and fixed sets (status codes, error codes, rule names), never from
+request content, so cardinality stays bounded.
+
+With several worker processes, set ``PROMETHEUS_MULTIPROC_DIR`` (``gateway serve --workers N``
+does it): every process writes its samples there and ``/metrics`` aggregates them.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 from prometheus_client.exposition import generate_latest
+
+from gateway.record import RequestRecord
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
+REQUEST_LABELS = (
+    "endpoint", "tenant", "route", "tier", "model", "vendor", "origin", "jurisdiction", "deployment", "self_hosted",
+    "status",
+)  # fmt: skip
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.requests = Counter(
-            "gateway_requests",
-            "Requests answered, by outcome.",
-            ["endpoint", "tenant", "route", "tier", "model", "deployment", "status"],
-            registry=r,
-        )
+        self.requests = Counter("gateway_requests", "Requests answered, by outcome.", REQUEST_LABELS, registry=r)
         self.duration = Histogram(
-            "gateway_request_duration_seconds",
-            "Time from request received to response complete.",
-            ["endpoint", "route"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
+            "gateway_request_duration_seconds", "Time from request received to response complete.",
+            ["endpoint", "route", "tier"], buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.ttft = Histogram(
+            "gateway_time_to_first_token_seconds", "Streams: time from request received to the first chunk sent.",
+            ["route", "deployment"], buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
         self.overhead = Histogram(
-            "gateway_overhead_seconds",
-            "Time spent in the gateway itself, upstream time excluded.",
-            ["endpoint"],
-            buckets=OVERHEAD_BUCKETS,
-            registry=r,
-        )
-        self.attempts = Counter(
-            "gateway_upstream_attempts",
-            "Calls to upstream deployments, by outcome (ok or error code).",
-            ["deployment", "outcome"],
-            registry=r,
-        )
-        self.tokens = Counter(
-            "gateway_tokens", "Tokens reported by upstreams.", ["deployment", "direction"], registry=r
-        )
-        self.cost = Counter("gateway_cost_usd", "Cost in USD at catalog prices.", ["tenant", "deployment"], registry=r)
+            "gateway_overhead_seconds", "Time spent in the gateway itself, upstream time excluded.",
+            ["endpoint"], buckets=OVERHEAD_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.upstream = Histogram(
+            "gateway_upstream_duration_seconds", "One call to a deployment: until its answer (streams: first chunk).",
+            ["deployment", "outcome"], buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.retries = Counter(
+            "gateway_retries", "Calls repeated on the same deployment, by the error that caused them.",
+            ["deployment", "reason"], registry=r,
+        )  # fmt: skip
         self.fallbacks = Counter(
-            "gateway_fallbacks", "Requests that needed more than the first deployment.", ["route"], registry=r
+            "gateway_fallbacks", "Moves to the next allowed deployment, by the error that caused them.",
+            ["route", "deployment", "reason"], registry=r,
+        )  # fmt: skip
+        self.tokens = Counter(
+            "gateway_tokens", "Tokens reported by upstreams.", ["tenant", "deployment", "direction"], registry=r
+        )
+        self.cost = Counter(
+            "gateway_cost_usd", "Cost in USD at catalog prices.", ["tenant", "route", "deployment"], registry=r
+        )
+        self.counterfactual = Counter(
+            "gateway_counterfactual_cost_usd",
+            "What the same tokens would have cost on the route's baseline model; savings = this - cost.",
+            ["tenant", "route"], registry=r,
+        )  # fmt: skip
+        self.denials = Counter(
+            "gateway_policy_denials", "Requests in which a rule denied at least one candidate, by rule.",
+            ["tenant", "rule"], registry=r,
+        )  # fmt: skip
+        self.refusals = Counter(
+            "gateway_policy_refusals", "Requests refused because no deployment was allowed (403).",
+            ["tenant", "route"], registry=r,
+        )  # fmt: skip
+        self.deployment_state = Gauge(
+            "gateway_deployment_state", "Health of each deployment: 0 healthy, 1 cooling down after failures.",
+            ["deployment"], registry=r, multiprocess_mode="max",
+        )  # fmt: skip
+        self.in_flight = Gauge(
+            "gateway_in_flight_requests", "Requests being processed.", registry=r, multiprocess_mode="livesum"
         )
         self.policy_info = Gauge(
-            "gateway_policy_info", "The loaded policy revision (value 1).", ["revision"], registry=r
+            "gateway_policy_info", "The loaded policy revision (value 1).", ["revision"], registry=r,
+            multiprocess_mode="max",
+        )  # fmt: skip
+        self.reloads = Counter(
+            "gateway_policy_reloads", "Policy reloads, by outcome (success or failure).", ["outcome"], registry=r
         )
-        self.in_flight = Gauge("gateway_in_flight_requests", "Requests being processed.", registry=r)
+        self.reloads.labels("success")
+        self.reloads.labels("failure")
 
     def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+        directory = multiprocess_dir()
+        if directory is None:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+
+    def policy_loaded(self, revision: str, previous: str | None) -> None:
+        if previous is not None and previous != revision:
+            self.policy_info.remove(previous)
+        self.policy_info.labels(revision).set(1)
+
+    def record(self, rec: RequestRecord) -> None:
+        """Count one finished request."""
+        dep = rec.deployment
+        labels = (
+            rec.endpoint, rec.tenant, rec.route, rec.tier, rec.model,
+            dep.model.vendor if dep else "none", dep.model.origin if dep else "none",
+            dep.spec.jurisdiction if dep else "none", dep.id if dep else "none",
+            ("true" if dep.spec.self_hosted else "false") if dep else "none", str(rec.status),
+        )  # fmt: skip
+        self.requests.labels(*labels).inc()
+        self.duration.labels(rec.endpoint, rec.route, rec.tier).observe(rec.seconds)
+        self.overhead.labels(rec.endpoint).observe(rec.overhead_seconds)
+        if rec.ttft_seconds is not None and dep is not None:
+            self.ttft.labels(rec.route, dep.id).observe(rec.ttft_seconds)
+        self._attempts(rec)
+        for rule in rec.denied_rules:
+            self.denials.labels(rec.tenant, rule).inc()
+        if rec.status == 403 and rec.denied_rules:
+            self.refusals.labels(rec.tenant, rec.route).inc()
+        if dep is not None and (rec.input_tokens or rec.output_tokens):
+            self.tokens.labels(rec.tenant, dep.id, "input").inc(rec.input_tokens)
+            self.tokens.labels(rec.tenant, dep.id, "output").inc(rec.output_tokens)
+            self.cost.labels(rec.tenant, rec.route, dep.id).inc(rec.cost_usd)
+            self.counterfactual.labels(rec.tenant, rec.route).inc(rec.counterfactual_cost_usd)
+
+    def _attempts(self, rec: RequestRecord) -> None:
+        attempts = rec.attempts
+        for index, attempt in enumerate(attempts):
+            self.upstream.labels(attempt.deployment, attempt.code).observe(attempt.seconds)
+            if attempt.error is None or index + 1 >= len(attempts):
+                continue
+            if attempts[index + 1].deployment == attempt.deployment:
+                self.retries.labels(attempt.deployment, attempt.code).inc()
+            else:
+                self.fallbacks.labels(rec.route, attempt.deployment, attempt.code).inc()
+
+    def health(self, deployments: list[str], cooling: frozenset[str]) -> None:
+        for deployment in deployments:
+            self.deployment_state.labels(deployment).set(1 if deployment in cooling else 0)

@@ -1,83 +1,137 @@
-"""Side channel: what one request did, recorded to metrics when it ends. Nothing here feeds routing."""
+"""Side channel: what one request did, gathered while it runs and handed as a record to the sinks.
+
+Nothing here feeds routing: metrics and the audit log read records, never the other way.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
 
 from gateway import shape
 from gateway.call import Attempt, Streaming
-from gateway.errors import UpstreamError
-from gateway.metrics import Metrics
+from gateway.errors import GatewayError, UpstreamError
 from gateway.policy.decide import Decision
-from gateway.policy.policy_set import Deployment
+from gateway.policy.policy_set import Deployment, PolicySet
 from gateway.providers.base import Json
+from gateway.record import RequestRecord
+
+Sink = Callable[[RequestRecord], None]
 
 
 class Observation:
-    def __init__(self, metrics: Metrics, endpoint: str) -> None:
-        self.metrics = metrics
+    def __init__(self, sinks: Sequence[Sink], policy: PolicySet, endpoint: str, request_id: str) -> None:
+        self.sinks = sinks
+        self.policy = policy
         self.endpoint = endpoint
+        self.request_id = request_id
+        self.time = time.time()
         self.started = time.perf_counter()
-        self.upstream_seconds = 0.0
-        self.tenant = self.route = self.tier = self.model = self.deployment = "none"
+        self.decision: Decision | None = None
         self.dep: Deployment | None = None
-        metrics.in_flight.inc()
+        self.attempts: tuple[Attempt, ...] = ()
+        self.tokens = (0, 0)
+        self.upstream_seconds = 0.0
+        self.ttft: float | None = None
+        self.prompt: str | None = None
+        self.completion: list[str] | None = None
 
-    def decided(self, decision: Decision) -> None:
-        self.tenant = decision.tenant
-        self.route = decision.route or "none"
-        self.tier = decision.tier or "none"
-        self.model = decision.requested_model if decision.route is None else "none"
+    def decided(self, decision: Decision, prompt: str) -> None:
+        self.decision = decision
+        if self.policy.tenants[decision.tenant].audit_content:
+            self.prompt, self.completion = prompt, []
 
     def called(self, dep: Deployment, attempts: tuple[Attempt, ...]) -> None:
-        self.dep, self.model, self.deployment = dep, dep.model_id, dep.id
-        for attempt in attempts:
-            self.metrics.attempts.labels(
-                attempt.deployment, "ok" if attempt.error is None else attempt.error.split(":")[0]
-            ).inc()
-            self.upstream_seconds += attempt.seconds
-        if len(attempts) > 1:
-            self.metrics.fallbacks.labels(self.route).inc()
+        self.dep, self.attempts = dep, attempts
+        self.upstream_seconds += sum(a.seconds for a in attempts)
 
-    def usage(self, body: Json) -> None:
-        if self.dep is None:
-            return
-        prompt, completion = shape.usage_of(body)
-        self.metrics.tokens.labels(self.dep.id, "input").inc(prompt)
-        self.metrics.tokens.labels(self.dep.id, "output").inc(completion)
-        cost = (prompt * self.dep.price.input + completion * self.dep.price.output) / 1e6
-        self.metrics.cost.labels(self.tenant, self.dep.id).inc(cost)
+    def called_failed(self, error: GatewayError) -> None:
+        """The call failed as a whole: keep the attempts it made, for metrics and the audit."""
+        self.attempts = tuple(error.attempts)
+        self.upstream_seconds += sum(a.seconds for a in self.attempts)
 
-    def finish(self, status: int, streamed_upstream_seconds: float = 0.0) -> None:
+    def answered(self, body: Json) -> None:
+        """An answer body or stream chunk: keep its usage, and its text when the audit wants it."""
+        if body.get("usage"):
+            self.tokens = shape.usage_of(body)
+        if self.completion is not None:
+            self.completion.append(shape.text_of(body))
+
+    def first_byte(self) -> None:
+        if self.ttft is None:
+            self.ttft = time.perf_counter() - self.started
+
+    def finish(self, status: int, error_code: str | None = None, upstream_streaming_seconds: float = 0.0) -> None:
+        record = self._record(status, error_code, upstream_streaming_seconds)
+        for sink in self.sinks:
+            sink(record)
+
+    def _record(self, status: int, error_code: str | None, streaming: float) -> RequestRecord:
         total = time.perf_counter() - self.started
-        m = self.metrics
-        m.in_flight.dec()
-        m.requests.labels(
-            self.endpoint, self.tenant, self.route, self.tier, self.model, self.deployment, str(status)
-        ).inc()
-        m.duration.labels(self.endpoint, self.route).observe(total)
-        m.overhead.labels(self.endpoint).observe(max(total - self.upstream_seconds - streamed_upstream_seconds, 0.0))
+        decision, dep = self.decision, self.dep
+        route = decision.route if decision and decision.route else "none"
+        cost, counterfactual = self._costs(dep, route)
+        denied = sorted({v.rule for verdict in decision.verdicts for v in verdict.violations}) if decision else []
+        return RequestRecord(
+            request_id=self.request_id,
+            time=self.time,
+            endpoint=self.endpoint,
+            tenant=decision.tenant if decision else "none",
+            route=route,
+            tier=(decision.tier or "none") if decision else "none",
+            model=dep.model_id if dep else (decision.requested_model if decision and not decision.route else "none"),
+            status=status,
+            error_code=error_code,
+            decision=decision,
+            deployment=dep,
+            attempts=self.attempts,
+            input_tokens=self.tokens[0],
+            output_tokens=self.tokens[1],
+            cost_usd=cost,
+            counterfactual_cost_usd=counterfactual,
+            seconds=total,
+            overhead_seconds=max(total - self.upstream_seconds - streaming, 0.0),
+            ttft_seconds=self.ttft,
+            denied_rules=tuple(denied),
+            policy_revision=self.policy.revision,
+            content=self._content(),
+        )
+
+    def _costs(self, dep: Deployment | None, route: str) -> tuple[float, float]:
+        if dep is None:
+            return 0.0, 0.0
+        prompt, completion = self.tokens
+        cost = (prompt * dep.price.input + completion * dep.price.output) / 1e6
+        baseline = self.policy.baseline_prices.get(route)
+        if baseline is None:
+            return cost, cost
+        return cost, (prompt * baseline.input + completion * baseline.output) / 1e6
+
+    def _content(self) -> dict[str, Any] | None:
+        if self.prompt is None:
+            return None
+        return {"prompt": self.prompt, "completion": "".join(self.completion or ())}
 
 
 async def observed(outcome: Streaming, obs: Observation) -> AsyncIterator[Json]:
     """The upstream's chunks, unchanged; usage is recorded and the request finished when they end."""
-    status = 200
+    status, code = 200, None
     waited = 0.0
     chunk: Json | None = outcome.first
     try:
         while chunk is not None:
-            if chunk.get("usage"):
-                obs.usage(chunk)
+            obs.answered(chunk)
+            obs.first_byte()
             yield chunk
             before = time.perf_counter()
             chunk = await anext(outcome.rest, None)
             waited += time.perf_counter() - before
     except UpstreamError as exc:
-        status = exc.status
+        status, code = exc.status, exc.code
         raise
     finally:
         aclose = getattr(outcome.rest, "aclose", None)
         if aclose is not None:
             await aclose()
-        obs.finish(status, waited)
+        obs.finish(status, code, waited)

@@ -171,6 +171,11 @@ def _compile(merged: PolicyFile, directory: Path, revision: str, env: Mapping[st
         data_classes=data_classes,
         data_class_rank={name: rank for rank, name in enumerate(data_classes)},
         routes=dict(merged.routes),
+        baseline_prices={
+            name: price
+            for name, route in merged.routes.items()
+            if route.baseline_model and (price := merged.models[route.baseline_model].price) is not None
+        },
         limits=merged.limits or Limits(),
         warnings=tuple(warnings),
     )

@@ -1,25 +1,34 @@
-"""Run the app under uvicorn (uvloop + httptools) and print a banner once it is ready."""
+"""Run the app under uvicorn (uvloop + httptools), one process or several workers."""
 
 from __future__ import annotations
 
-import logging
+import logging.config
 import os
 import socket
 import sys
+import tempfile
+from dataclasses import asdict, replace
+from pathlib import Path
 
+import orjson
 import uvicorn
+from fastapi import FastAPI
 
-from gateway.app import Gateway, create_app
+from gateway.app import create_app
+from gateway.logs import log_config
+from gateway.policy.policy_set import PolicySet
 from gateway.policy_loader import PolicyError, load_policy_dir
 from gateway.settings import Settings
 
+SETTINGS_ENV = "SWITCHYARD_SETTINGS"
 
-def banner(settings: Settings, gw: Gateway) -> str:
+
+def banner(settings: Settings, policy: PolicySet) -> str:
     base = f"http://{settings.host}:{settings.port}"
-    policy = gw.routing.policy
-    lines = [
-        f"Switchyard gateway listening on {base}  (policy revision {policy.revision} from {policy.source})",
-    ]
+    lines = [f"Switchyard gateway listening on {base}  (policy revision {policy.revision} from {policy.source})"]
+    if settings.workers > 1:
+        shared = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        lines.append(f"{settings.workers} worker processes; metrics aggregated in {shared}")
     if settings.demo:
         from gateway.demo import DEMO_KEYS
 
@@ -36,25 +45,52 @@ def banner(settings: Settings, gw: Gateway) -> str:
 
 
 def run(settings: Settings) -> int:
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.config.dictConfig(log_config(settings.log_level))
     try:  # fail fast, before any socket: the lifespan loads the policy again with the live environment
-        load_policy_dir(settings.policies, {} if settings.demo else os.environ)
+        policy = load_policy_dir(settings.policies, {} if settings.demo else os.environ)
     except PolicyError as exc:
         print("\n".join(exc.problems), file=sys.stderr)
         print(f"error: {len(exc.problems)} problem(s) in {settings.policies}; not starting", file=sys.stderr)
         return 1
+    if settings.workers > 1:
+        return _run_workers(settings, policy)
     try:
         sock = socket.create_server((settings.host, settings.port), reuse_port=False)
     except OSError as exc:
         print(f"error: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr)
         return 1
-    app = create_app(settings, on_ready=lambda gw: print(banner(settings, gw), flush=True))
-    config = uvicorn.Config(
-        app, loop="uvloop", http="httptools", log_level=settings.log_level, access_log=False, lifespan="on"
-    )
-    server = uvicorn.Server(config)
+    settings = replace(settings, port=sock.getsockname()[1])
+    app = create_app(settings, on_ready=lambda gw: print(banner(settings, gw.routing.policy), flush=True))
+    server = uvicorn.Server(_config(app, settings))
     server.run(sockets=[sock])
     return 0 if server.started else 1
+
+
+def _config(app: FastAPI, settings: Settings) -> uvicorn.Config:
+    return uvicorn.Config(
+        app, loop="uvloop", http="httptools", ws="none", lifespan="on", access_log=False,
+        log_config=log_config(settings.log_level), host=settings.host, port=settings.port,
+    )  # fmt: skip
+
+
+def _run_workers(settings: Settings, policy: PolicySet) -> int:
+    """Several processes on one port; Prometheus metrics are shared through PROMETHEUS_MULTIPROC_DIR."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="switchyard-metrics-")
+    for stale in Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).glob("*.db"):
+        stale.unlink()
+    os.environ[SETTINGS_ENV] = orjson.dumps(asdict(settings), default=str).decode()
+    print(banner(settings, policy), flush=True)
+    uvicorn.run(
+        "gateway.serve:app_from_env", factory=True, workers=settings.workers, host=settings.host,
+        port=settings.port, loop="uvloop", http="httptools", ws="none", lifespan="on", access_log=False,
+        log_config=log_config(settings.log_level),
+    )  # fmt: skip
+    return 0
+
+
+def app_from_env() -> FastAPI:
+    """The app of one worker process, built from the settings its parent put in the environment."""
+    raw = orjson.loads(os.environ[SETTINGS_ENV])
+    settings = Settings(**{**raw, "policies": Path(raw["policies"])})
+    return create_app(settings)

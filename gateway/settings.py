@@ -15,3 +15,6 @@ class Settings:
     port: int = 8080
     demo: bool = False  # start stand-in upstreams in process and route to them
     log_level: str = "info"
+    audit_log: str | None = None  # a file path, "-" for stdout, None for no audit trail
+    reload_seconds: float = 5.0  # how often to look for policy changes; 0 turns reloading off
+    workers: int = 1  # processes serving one port

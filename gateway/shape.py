@@ -48,3 +48,16 @@ def usage_of(body: Json) -> tuple[int, int]:
     prompt = usage.get("prompt_tokens") or usage.get("input_tokens") or 0
     completion = usage.get("completion_tokens") or usage.get("output_tokens") or 0
     return int(prompt), int(completion)
+
+
+def text_of(body: Json) -> str:
+    """The answer text of a response or a stream chunk (choice 0), for the audit log."""
+    choices = body.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        return ""
+    choice = choices[0]
+    part = choice.get("message") or choice.get("delta") or {}
+    text = part.get("content") if isinstance(part, dict) else None
+    if text is None:
+        text = choice.get("text")
+    return text if isinstance(text, str) else ""

@@ -205,7 +205,10 @@ def test_health_readiness_and_metrics(example_gateway: str, client: openai.OpenA
     assert ready["status"] == "ready" and ready["deployments"]["qwen3-32b-vllm"] == "ok"
     assert "GEMINI_API_KEY" in ready["deployments"]["gemini-2.5-pro-google"]
     metrics = httpx.get(example_gateway + "/metrics").text
-    assert 'gateway_requests_total{deployment="qwen3-32b-vllm",endpoint="chat",model="qwen3-32b"' in metrics
+    assert (
+        'gateway_requests_total{deployment="qwen3-32b-vllm",endpoint="chat",jurisdiction="US",model="qwen3-32b",'
+        'origin="CN",route="auto",self_hosted="true",status="200",tenant="demo",tier="simple",vendor="Alibaba (Qwen)"}'
+    ) in metrics
     assert "gateway_policy_info{revision=" in metrics
 
 

@@ -41,6 +41,7 @@ class PolicySet:
     data_classes: Mapping[str, DataClassSpec]
     data_class_rank: Mapping[str, int]
     routes: Mapping[str, RouteSpec]
+    baseline_prices: Mapping[str, Price] = field(default_factory=dict)  # route -> its baseline model's price
     limits: Limits = field(default_factory=Limits)
     warnings: tuple[str, ...] = ()
 

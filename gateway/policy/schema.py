@@ -111,6 +111,7 @@ class TenantSpec(Strict):
     deny_models: tuple[Id, ...] = ()
     allow_routes: tuple[Id, ...] | None = None
     require_self_hosted: bool = False
+    audit_content: bool = False  # write prompt and completion text to the audit log
 
 
 class DataClassSpec(Strict):

@@ -15,14 +15,22 @@ OPENAI_COMPATIBLE = "openai_compatible"
 class Providers:
     def __init__(self, policy: PolicySet) -> None:
         self._by_kind: dict[str, Provider] = {OPENAI_COMPATIBLE: OpenAICompatibleProvider()}
+        self._translated: Provider | None = None
+        self.ensure(policy)
+
+    def ensure(self, policy: PolicySet) -> None:
+        """Make sure every provider kind the policy can call has an adapter (litellm only when needed)."""
         needed = {d.spec.provider for d in policy.deployments.values() if d.unavailable is None}
-        if needed - {OPENAI_COMPATIBLE}:
+        missing = needed - set(self._by_kind)
+        if not missing:
+            return
+        if self._translated is None:
             from gateway.providers.litellm_provider import LiteLLMProvider  # import only when needed
 
-            log.info("loading litellm for providers %s", sorted(needed - {OPENAI_COMPATIBLE}))
-            translated = LiteLLMProvider()
-            for kind in needed - {OPENAI_COMPATIBLE}:
-                self._by_kind[kind] = translated
+            log.info("loading litellm for providers %s", sorted(missing))
+            self._translated = LiteLLMProvider()
+        for kind in missing:
+            self._by_kind[kind] = self._translated
 
     def __call__(self, kind: str) -> Provider:
         return self._by_kind[kind]

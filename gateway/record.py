@@ -1,0 +1,36 @@
+"""What one request did, as a frozen value: the input of every side channel (metrics, audit)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.call import Attempt
+from gateway.policy.decide import Decision
+from gateway.policy.policy_set import Deployment
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    request_id: str
+    time: float  # unix seconds when the request arrived
+    endpoint: str
+    tenant: str  # "none" where a stage was not reached
+    route: str
+    tier: str
+    model: str
+    status: int
+    error_code: str | None
+    decision: Decision | None
+    deployment: Deployment | None
+    attempts: tuple[Attempt, ...]
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    counterfactual_cost_usd: float
+    seconds: float
+    overhead_seconds: float
+    ttft_seconds: float | None
+    denied_rules: tuple[str, ...]
+    policy_revision: str
+    content: dict[str, Any] | None = None  # prompt and completion, only when the tenant's policy asks for it
