@@ -6,6 +6,7 @@ A stream counts as started once its first chunk arrived; before that it may stil
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from gateway.providers.base import Json, Provider, Target
 from gateway.request import ChatRequest
 
 T = TypeVar("T")
+log = logging.getLogger("gateway.call")
 Providers = Callable[[str], Provider]  # provider kind -> adapter
 
 
@@ -125,6 +127,7 @@ class Caller:
                 try:
                     result = await once(dep, self._target(dep, deadline - started))
                 except UpstreamError as exc:
+                    log.warning("attempt on deployment %s failed: %s", dep.id, exc.code)
                     elapsed = time.monotonic() - started
                     attempts.append(Attempt(dep.id, f"{exc.code}: {exc.message}", elapsed, exc.code or "error"))
                     raise

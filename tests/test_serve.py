@@ -1,0 +1,129 @@
+"""`gateway serve` as ops run it: a separate process, JSON logs without secrets, several workers sharing metrics."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from gateway.standin.control import Fault
+from tests.conftest import OPENAI_KEY, Upstreams
+from tests.factories import REPO, deployment, small_policy
+
+SECRET_PROMPT = "patient-record-9931-do-not-log"
+HI = {"model": "auto", "messages": [{"role": "user", "content": SECRET_PROMPT}]}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Served:
+    url: str
+    stdout: str = ""
+    stderr: str = ""
+
+
+@contextmanager
+def serve(policy: Path, env: dict[str, str], *args: str) -> Iterator[Served]:
+    """Run `gateway serve` until the block ends; its output is on the yielded value afterwards."""
+    port = free_port()
+    command = [sys.executable, "-m", "gateway", "serve", "--policies", str(policy), "--port", str(port), *args]
+    proc = subprocess.Popen(
+        command, cwd=REPO, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    served = Served(f"http://127.0.0.1:{port}")
+    try:
+        _wait_ready(served.url, proc)
+        yield served
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        served.stdout, served.stderr = proc.communicate(timeout=20)
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert proc.poll() is None and time.monotonic() < deadline, "gateway did not start"
+        time.sleep(0.1)
+
+
+def policy_with_secret(tmp_path: Path, upstreams: Upstreams) -> Path:
+    v1 = upstreams.v1()
+    frontier = deployment("frontier", v1["c"], self_hosted=False, operator="F", api_key_env="FRONTIER_KEY")
+    deployments = {"cn-open-a": deployment("cn-open", v1["a"], max_retries=0), "frontier-api": frontier}
+    deployments["us-open-b"] = deployment("us-open", v1["b"])
+    return small_policy(tmp_path / "p", v1, deployments=deployments)
+
+
+def test_logs_are_json_with_request_ids_and_no_secrets(tmp_path: Path, upstreams: Upstreams) -> None:
+    policy = policy_with_secret(tmp_path, upstreams)
+    upstreams.controls["a"].inject(Fault(status=500, times=3))
+    env = {"FRONTIER_KEY": OPENAI_KEY}
+    with serve(policy, env, "--log-level", "debug", "--audit-log", "off") as served:
+        url = served.url
+        auth = {"authorization": "Bearer open-key"}
+        for _ in range(3):
+            assert httpx.post(url + "/v1/chat/completions", json=HI, headers=auth).status_code == 200
+        assert (
+            httpx.post(
+                url + "/v1/chat/completions", content=b"{broken " + SECRET_PROMPT.encode(), headers=auth
+            ).status_code
+            == 400
+        )
+        assert (
+            httpx.post(
+                url + "/v1/chat/completions", json=HI, headers={"authorization": "Bearer wrong-key-123"}
+            ).status_code
+            == 401
+        )
+        hard = {"model": "frontier", "messages": [{"role": "user", "content": SECRET_PROMPT}]}
+        assert httpx.post(url + "/v1/chat/completions", json=hard, headers=auth).status_code == 200
+    lines = [json.loads(line) for line in served.stderr.splitlines() if line.strip()]
+    assert lines and all({"time", "level", "logger", "message"} <= set(line) for line in lines)
+    failures = [line for line in lines if "attempt on deployment cn-open-a failed" in line["message"]]
+    assert failures and all(line["request_id"].startswith("req_") for line in failures)
+    text = json.dumps(lines)
+    for secret in (SECRET_PROMPT, "open-key", "wrong-key-123", OPENAI_KEY):
+        assert secret not in text
+
+
+def test_workers_share_one_metrics_view(tmp_path: Path, upstreams: Upstreams) -> None:
+    policy = small_policy(tmp_path / "p", upstreams.v1())
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
+    (tmp_path / "metrics").mkdir()
+    with serve(policy, env, "--workers", "2", "--audit-log", "off") as served:
+        url = served.url
+        with httpx.Client(headers={"authorization": "Bearer open-key"}) as client:
+            for _ in range(20):  # new connections, so both workers get some
+                assert httpx.post(url + "/v1/chat/completions", json=HI, headers=client.headers).status_code == 200
+        totals = set()
+        for _ in range(4):
+            metrics = httpx.get(url + "/metrics").text
+            totals.add(
+                sum(
+                    float(line.rsplit(" ", 1)[1])
+                    for line in metrics.splitlines()
+                    if line.startswith("gateway_requests_total{")
+                )
+            )
+    assert totals == {20.0}
+    assert len({p.name.split("_")[-1] for p in (tmp_path / "metrics").glob("counter_*.db")}) == 2, "two processes wrote"
