@@ -5,39 +5,39 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
-import orjson
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 
-from gateway import edge, sse
+from gateway import edge
 from gateway.audit import AuditLog
-from gateway.auth import authenticate
-from gateway.call import Caller, Completed, Streaming
+from gateway.auth import authenticate, is_admin
+from gateway.call import Caller
 from gateway.classify.heuristic import HeuristicClassifier
-from gateway.errors import GatewayError, MethodNotAllowed, RouteNotFound
-from gateway.health import HealthBoard
+from gateway.errors import AuthenticationFailed, GatewayError, MethodNotAllowed, ModelNotFound, RouteNotFound
+from gateway.gate import DeploymentGate
+from gateway.guards import Guards, Outages
 from gateway.metrics import Metrics
-from gateway.normalize import normalize, parse_json
-from gateway.observe import Observation, Sink, observed
-from gateway.pipeline import Routing, execute, plan
+from gateway.normalize import normalize
+from gateway.observe import Sink
+from gateway.pipeline import Routing
 from gateway.policy.decide import decide, refusal
 from gateway.policy.visible import visible_models
 from gateway.policy_loader import load_policy_dir
 from gateway.providers.registry import Providers
 from gateway.reload import PolicyWatcher
-from gateway.request import Endpoint
+from gateway.responses import messages_endpoint, openai_endpoint
 from gateway.settings import Settings
-from gateway.translate import anthropic_messages as anthropic
+from gateway.state import open_store
 
 log = logging.getLogger("gateway")
-_NO_CACHE = {"cache-control": "no-cache"}
 
 
 @dataclass(slots=True)
@@ -53,7 +53,7 @@ def create_app(
     env: Mapping[str, str] | None = None,
     on_ready: Callable[[Gateway], None] | None = None,
 ) -> FastAPI:
-    """Build the app. ``env`` is where ``${NAME}`` and ``api_key_env`` are looked up (default: os.environ)."""
+    """Build the app. ``env`` is where ``${NAME}``, ``api_key_env`` and ``REDIS_URL`` are looked up."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -72,8 +72,6 @@ def create_app(
 
 
 async def _start(settings: Settings, env: Mapping[str, str] | None, stack: AsyncExitStack) -> Gateway:
-    import os
-
     lookup: Mapping[str, str] = os.environ if env is None else env
     if settings.demo:
         from gateway.demo import start_demo_upstreams
@@ -84,16 +82,20 @@ async def _start(settings: Settings, env: Mapping[str, str] | None, stack: Async
         log.warning("policy: %s", warning)
     providers = Providers(policy)
     stack.push_async_callback(providers.aclose)
-    health = HealthBoard()
-    routing = Routing(policy, HeuristicClassifier(), health, Caller(providers, health, lookup))
+    store = await open_store(lookup.get("REDIS_URL") or None)
+    stack.push_async_callback(store.aclose)
     metrics = Metrics()
     metrics.policy_loaded(policy.revision, None)
+    guards = Guards(store, Outages(lambda feature: metrics.state_errors.labels(feature).inc()))
+    gate = DeploymentGate(store, guards.outages)
+    classifier = HeuristicClassifier()
+    routing = Routing(policy, classifier, Caller(providers, gate, lookup), guards, gate)
     sinks: list[Sink] = [metrics.record]
     if settings.audit_log:
         audit = AuditLog(settings.audit_log)
         stack.callback(audit.close)
         sinks.append(audit)
-    log.info("policy %s loaded from %s", policy.revision, policy.source)
+    log.info("policy %s loaded from %s; shared state: %s", policy.revision, policy.source, store.name)
     gw = Gateway(routing, metrics, tuple(sinks), int(time.time()))
     if settings.reload_seconds > 0:
         watcher = PolicyWatcher(settings.policies, lookup, providers, settings.reload_seconds)
@@ -121,94 +123,47 @@ def _add_routes(app: FastAPI) -> None:
     app.add_api_route("/v1/models", _models, methods=["GET"])
     app.add_api_route("/v1/models/{model_id:path}", _model, methods=["GET"])
     app.add_api_route("/v1/route/explain", _explain, methods=["POST"])
+    app.add_api_route("/admin/deployments", _admin_deployments, methods=["GET"])
     app.add_api_route("/healthz", _healthz, methods=["GET"])
     app.add_api_route("/readyz", _readyz, methods=["GET"])
     app.add_api_route("/metrics", _metrics, methods=["GET"])
 
 
 async def _chat(request: Request) -> Response:
-    return await _proxy(request, "chat")
+    gw = _gw(request)
+    return await openai_endpoint(request, gw.routing, gw.sinks, "chat")
 
 
 async def _completions(request: Request) -> Response:
-    return await _proxy(request, "completions")
+    gw = _gw(request)
+    return await openai_endpoint(request, gw.routing, gw.sinks, "completions")
 
 
 async def _embeddings(request: Request) -> Response:
-    return await _proxy(request, "embeddings")
-
-
-async def _proxy(request: Request, endpoint: Endpoint) -> Response:
     gw = _gw(request)
-    routing = gw.routing
-    rid = edge.request_id(request)
-    obs = Observation(gw.sinks, routing.policy, endpoint, rid)
-    try:
-        raw = await edge.read_body(request, routing.policy.limits.max_body_bytes)
-        req, decision = plan(routing, endpoint, raw, request.headers)
-        obs.decided(decision, req.text)
-        outcome = await execute(routing, req, decision)
-    except GatewayError as exc:
-        obs.called_failed(exc)
-        obs.finish(exc.status, exc.code)
-        raise
-    obs.called(outcome.deployment, outcome.attempts)
-    headers = edge.routed_headers(rid, decision, outcome.deployment, request.headers.get("x-gateway-explain") == "1")
-    if isinstance(outcome, Streaming):
-        headers.pop("x-gateway-decision", None)
-        events = sse.openai_events(observed(outcome, obs), outcome.deployment.model_id, req.include_usage)
-        return StreamingResponse(events, media_type="text/event-stream", headers={**headers, **_NO_CACHE})
-    assert isinstance(outcome, Completed)
-    obs.answered(outcome.body)
-    obs.finish(200)
-    return Response(orjson.dumps(outcome.body), media_type="application/json", headers=headers)
+    return await openai_endpoint(request, gw.routing, gw.sinks, "embeddings")
 
 
 async def _messages(request: Request) -> Response:
-    """Anthropic's Messages API in front of the same pipeline; answers and errors in Anthropic's shape."""
     gw = _gw(request)
-    routing = gw.routing
-    rid = edge.request_id(request)
-    obs = Observation(gw.sinks, routing.policy, "messages", rid)
-    try:
-        raw = await edge.read_body(request, routing.policy.limits.max_body_bytes)
-        body = anthropic.to_openai(parse_json(raw))
-        req, decision = plan(routing, "chat", orjson.dumps(body), request.headers)
-        obs.decided(decision, req.text)
-        outcome = await execute(routing, req, decision)
-    except GatewayError as exc:
-        obs.called_failed(exc)
-        obs.finish(exc.status, exc.code)
-        return edge.error_response(exc, rid, routing.policy.revision, anthropic.error_body(exc, request_id=rid))
-    obs.called(outcome.deployment, outcome.attempts)
-    headers = edge.routed_headers(rid, decision, outcome.deployment, explain=False)
-    model = outcome.deployment.model_id
-    if isinstance(outcome, Streaming):
-        events = sse.anthropic_events(observed(outcome, obs), model)
-        return StreamingResponse(events, media_type="text/event-stream", headers={**headers, **_NO_CACHE})
-    obs.answered(outcome.body)
-    obs.finish(200)
-    answer = orjson.dumps(anthropic.from_openai(outcome.body, model))
-    return Response(answer, media_type="application/json", headers=headers)
+    return await messages_endpoint(request, gw.routing, gw.sinks)
 
 
 async def _models(request: Request) -> Response:
     gw = _gw(request)
     edge.request_id(request)
-    tenant = authenticate(gw.routing.policy, request.headers)
+    tenant, _ = authenticate(gw.routing.policy, request.headers)
     return JSONResponse({"object": "list", "data": visible_models(gw.routing.policy, tenant, gw.started)})
 
 
 async def _model(request: Request) -> Response:
     gw = _gw(request)
     edge.request_id(request)
-    tenant = authenticate(gw.routing.policy, request.headers)
+    tenant, _ = authenticate(gw.routing.policy, request.headers)
     model_id = request.path_params["model_id"]
     for entry in visible_models(gw.routing.policy, tenant, gw.started):
         if entry["id"] == model_id:
             return JSONResponse(entry)
-    from gateway.errors import ModelNotFound
-
     raise ModelNotFound(f"The model {model_id!r} does not exist or is not available to this key.", param="model")
 
 
@@ -218,9 +173,9 @@ async def _explain(request: Request) -> Response:
     edge.request_id(request)
     routing = gw.routing
     raw = await edge.read_body(request, routing.policy.limits.max_body_bytes)
-    tenant = authenticate(routing.policy, request.headers)
+    tenant, _ = authenticate(routing.policy, request.headers)
     req = normalize("chat", raw, request.headers)
-    decision = decide(routing.policy, tenant, req, routing.classifier, routing.health.unhealthy())
+    decision = decide(routing.policy, tenant, req, routing.classifier, await routing.gate.unhealthy(routing.policy))
     error = refusal(decision)
     return JSONResponse(
         {
@@ -229,6 +184,17 @@ async def _explain(request: Request) -> Response:
             "error": error.body()["error"] if error else None,
         }
     )
+
+
+async def _admin_deployments(request: Request) -> Response:
+    """Each deployment's breaker, in-flight requests, recent latency and error rate (admin key only)."""
+    gw = _gw(request)
+    edge.request_id(request)
+    if not is_admin(gw.routing.policy, request.headers):
+        raise AuthenticationFailed("This endpoint needs an admin key (the policy's admin.keys).")
+    store = gw.routing.guards.store
+    deployments = await gw.routing.gate.report(gw.routing.policy)
+    return JSONResponse({"shared_state": store.name, "deployments": deployments})
 
 
 async def _healthz(request: Request) -> Response:
@@ -240,9 +206,9 @@ async def _readyz(request: Request) -> Response:
     if gw is None:
         return JSONResponse({"status": "starting"}, status_code=503)
     policy = gw.routing.policy
-    cooling = gw.routing.health.unhealthy()
+    tripped = await gw.routing.gate.unhealthy(policy)
     deployments = {
-        d.id: d.unavailable or ("cooling down after failures" if d.id in cooling else "ok")
+        d.id: d.unavailable or ("circuit breaker not closed" if d.id in tripped else "ok")
         for d in policy.deployments.values()
     }
     return JSONResponse({"status": "ready", "policy_revision": policy.revision, "deployments": deployments})
@@ -250,7 +216,8 @@ async def _readyz(request: Request) -> Response:
 
 async def _metrics(request: Request) -> Response:
     gw = _gw(request)
-    gw.metrics.health(list(gw.routing.policy.deployments), gw.routing.health.unhealthy())
+    gw.metrics.breakers(await gw.routing.gate.statuses(gw.routing.policy))
+    gw.metrics.budgets(await gw.routing.guards.budget_usage(gw.routing.policy))
     return Response(gw.metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 

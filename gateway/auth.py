@@ -23,11 +23,18 @@ def presented_key(headers: Mapping[str, str]) -> str | None:
     return headers.get("x-api-key") or headers.get("api-key") or None
 
 
-def authenticate(policy: PolicySet, headers: Mapping[str, str]) -> str:
+def authenticate(policy: PolicySet, headers: Mapping[str, str]) -> tuple[str, str]:
+    """The tenant and the hash of the key it presented."""
     key = presented_key(headers)
     if key is None:
         raise AuthenticationFailed("Missing API key. Send it as 'Authorization: Bearer <key>'.", code="missing_api_key")
-    tenant = policy.tenant_by_key_hash.get(hash_key(key))
+    digest = hash_key(key)
+    tenant = policy.tenant_by_key_hash.get(digest)
     if tenant is None:
         raise AuthenticationFailed("Incorrect API key provided.")
-    return tenant
+    return tenant, digest
+
+
+def is_admin(policy: PolicySet, headers: Mapping[str, str]) -> bool:
+    key = presented_key(headers)
+    return key is not None and hash_key(key) in policy.admin_key_hashes

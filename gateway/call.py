@@ -1,7 +1,9 @@
 """Call the ranked deployments: retry each with jittered backoff, then fall back to the next.
 
 Only deployments in ``decision.ranked`` are ever called, so a fallback never leaves the policy.
-A stream counts as started once its first chunk arrived; before that it may still fall back.
+Each deployment first passes the gate (breaker, concurrency cap, RPM cap); one that does not is
+skipped like an unhealthy one. A stream counts as started once its first chunk arrived; before
+that it may still fall back. Its concurrency lease is held until the stream ends (``release``).
 """
 
 from __future__ import annotations
@@ -22,15 +24,16 @@ from tenacity import (
 
 from gateway import shape
 from gateway.errors import RETRYABLE, AllCandidatesFailed, UpstreamBadResponse, UpstreamError
-from gateway.health import HealthBoard
+from gateway.gate import DeploymentGate, Entry
 from gateway.policy.decide import Decision
-from gateway.policy.policy_set import Deployment
+from gateway.policy.policy_set import Deployment, PolicySet
 from gateway.providers.base import Json, Provider, Target
 from gateway.request import ChatRequest
 
 T = TypeVar("T")
 log = logging.getLogger("gateway.call")
 Providers = Callable[[str], Provider]  # provider kind -> adapter
+CAPACITY_SKIPS = frozenset({"skipped_at_capacity", "skipped_rpm_cap"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +41,11 @@ class Attempt:
     deployment: str
     error: str | None  # None when it succeeded
     seconds: float
-    code: str = "ok"  # the error code, for metrics labels
+    code: str = "ok"  # the error code (or skipped_<reason>), for metrics labels
+
+    @property
+    def skipped(self) -> bool:
+        return self.code.startswith("skipped_")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,24 +61,30 @@ class Streaming:
     first: Json
     rest: AsyncIterator[Json]
     attempts: tuple[Attempt, ...]
+    release: Callable[[], Awaitable[None]]  # give the deployment's concurrency lease back when the stream ends
 
 
 @dataclass
 class Caller:
     providers: Providers
-    health: HealthBoard
+    gate: DeploymentGate
     env: Mapping[str, str]  # where api_key_env names are looked up
     backoff_seconds: float = 0.05
 
-    async def complete(self, decision: Decision, request: ChatRequest, deadline_seconds: float) -> Completed:
+    async def complete(
+        self, policy: PolicySet, decision: Decision, request: ChatRequest, deadline_seconds: float
+    ) -> Completed:
         async def once(dep: Deployment, target: Target) -> Json:
             body = shape.upstream_body(request, target.upstream_model)
             return await self.providers(dep.spec.provider).complete(request.endpoint, target, body)
 
-        dep, body, attempts = await self._first_success(decision, deadline_seconds, once)
+        dep, body, attempts, entry = await self._first_success(policy, decision, deadline_seconds, once)
+        await self.gate.leave(entry)
         return Completed(dep, shape.response(body, dep.model_id), attempts)
 
-    async def stream(self, decision: Decision, request: ChatRequest, deadline_seconds: float) -> Streaming:
+    async def stream(
+        self, policy: PolicySet, decision: Decision, request: ChatRequest, deadline_seconds: float
+    ) -> Streaming:
         async def once(dep: Deployment, target: Target) -> tuple[Json, AsyncIterator[Json]]:
             body = shape.upstream_body(request, target.upstream_model)
             chunks = self.providers(dep.spec.provider).stream(request.endpoint, target, body)
@@ -80,36 +93,41 @@ class Caller:
             except StopAsyncIteration:
                 raise UpstreamBadResponse(f"deployment {dep.id!r} sent an empty stream") from None
 
-        dep, (first, rest), attempts = await self._first_success(decision, deadline_seconds, once)
-        return Streaming(dep, first, rest, attempts)
+        dep, (first, rest), attempts, entry = await self._first_success(policy, decision, deadline_seconds, once)
+        return Streaming(dep, first, rest, attempts, lambda: self.gate.leave(entry))
 
     async def _first_success(
         self,
+        policy: PolicySet,
         decision: Decision,
         deadline_seconds: float,
         once: Callable[[Deployment, Target], Awaitable[T]],
-    ) -> tuple[Deployment, T, tuple[Attempt, ...]]:
+    ) -> tuple[Deployment, T, tuple[Attempt, ...], Entry]:
         attempts: list[Attempt] = []
         deadline = time.monotonic() + deadline_seconds
         for dep in decision.ranked:
             if time.monotonic() >= deadline:
                 break
-            try:
-                result = await self._with_retries(dep, deadline, once, attempts)
-            except RETRYABLE:
-                self.health.failure(dep.id)
+            entry = await self.gate.enter(policy, dep)
+            if isinstance(entry, str):
+                attempts.append(Attempt(dep.id, f"skipped: {entry.replace('_', ' ')}", 0.0, f"skipped_{entry}"))
                 continue
+            try:
+                result = await self._with_retries(policy, dep, deadline, once, attempts)
             except UpstreamError as exc:
+                await self.gate.leave(entry)
+                if isinstance(exc, RETRYABLE):
+                    continue
                 exc.attempts = tuple(attempts)
                 raise
-            self.health.success(dep.id)
-            return dep, result, tuple(attempts)
+            return dep, result, tuple(attempts), entry
         error = _all_failed(decision, attempts)
         error.attempts = tuple(attempts)
         raise error
 
     async def _with_retries(
         self,
+        policy: PolicySet,
         dep: Deployment,
         deadline: float,
         once: Callable[[Deployment, Target], Awaitable[T]],
@@ -127,11 +145,15 @@ class Caller:
                 try:
                     result = await once(dep, self._target(dep, deadline - started))
                 except UpstreamError as exc:
-                    log.warning("attempt on deployment %s failed: %s", dep.id, exc.code)
                     elapsed = time.monotonic() - started
+                    log.warning("attempt on deployment %s failed: %s", dep.id, exc.code)
                     attempts.append(Attempt(dep.id, f"{exc.code}: {exc.message}", elapsed, exc.code or "error"))
+                    if exc.retryable:
+                        await self.gate.record(policy, dep.id, False, elapsed)
                     raise
-                attempts.append(Attempt(dep.id, None, time.monotonic() - started))
+                elapsed = time.monotonic() - started
+                attempts.append(Attempt(dep.id, None, elapsed))
+                await self.gate.record(policy, dep.id, True, elapsed)
                 return result
         raise AssertionError("unreachable: tenacity reraises the last error")
 
@@ -150,7 +172,9 @@ class Caller:
 def _all_failed(decision: Decision, attempts: list[Attempt]) -> AllCandidatesFailed:
     tried = "; ".join(f"{a.deployment}: {a.error}" for a in attempts if a.error) or "deadline reached before any call"
     codes = {a.code for a in attempts if a.error}
-    if codes == {"rate_limit_exceeded"}:
+    if codes and codes <= CAPACITY_SKIPS:
+        status, code = 429, "deployments_at_capacity"
+    elif codes == {"rate_limit_exceeded"}:
         status, code = 429, "rate_limit_exceeded"
     elif codes == {"upstream_timeout"}:
         status, code = 504, "upstream_timeout"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import uuid
 from typing import Any
@@ -66,7 +67,9 @@ def error_response(
         headers["x-request-id"] = rid
     if revision:
         headers["x-gateway-policy-revision"] = revision
-    if exc.status in (429, 503):
+    if exc.retry_after is not None:
+        headers["retry-after"] = str(max(1, math.ceil(exc.retry_after)))
+    elif exc.status in (429, 503):
         headers["retry-after"] = "1"
     content = orjson.dumps(exc.body() if body is None else body)
     return Response(content, status_code=exc.status, headers=headers, media_type="application/json")

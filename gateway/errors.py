@@ -10,6 +10,9 @@ The HTTP edge turns any :class:`GatewayError` into OpenAI's JSON error shape
     │   └── NotCapable (400)          no candidate can serve what the request needs
     ├── AuthenticationFailed (401)
     ├── PolicyDenied (403)            names the rule and the value
+    ├── RateLimited (429)             a tenant or key limit of the policy
+    ├── BudgetExhausted (429)         a tenant's spend budget (insufficient_quota)
+    ├── StateUnavailableError (503)   shared store down for a fail-closed feature
     ├── ModelNotFound (404)
     ├── RouteNotFound (404)           unknown URL path
     ├── MethodNotAllowed (405)
@@ -32,6 +35,7 @@ class GatewayError(Exception):
     type: str = "server_error"
     code: str | None = "internal_error"
     attempts: tuple[Any, ...] = ()  # upstream attempts made before the error (gateway.call.Attempt)
+    retry_after: float | None = None  # seconds, sent as Retry-After
 
     def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
@@ -87,6 +91,35 @@ class MethodNotAllowed(GatewayError):
     status = 405
     type = "invalid_request_error"
     code = "method_not_allowed"
+
+
+class RateLimited(GatewayError):
+    """A tenant or key limit of the policy (rpm, tpm) is used up for this window."""
+
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class BudgetExhausted(GatewayError):
+    status = 429
+    type = "insufficient_quota"
+    code = "insufficient_quota"
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StateUnavailableError(GatewayError):
+    """The shared store is down and the feature is configured to fail closed."""
+
+    status = 503
+    code = "state_unavailable"
 
 
 class UpstreamError(GatewayError):

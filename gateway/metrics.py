@@ -18,6 +18,7 @@ from prometheus_client.exposition import generate_latest
 from gateway.record import RequestRecord
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+BREAKER_VALUES = {"closed": 0, "half_open": 1, "open": 2}
 OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
 REQUEST_LABELS = (
     "endpoint", "tenant", "route", "tier", "model", "vendor", "origin", "jurisdiction", "deployment", "self_hosted",
@@ -78,8 +79,36 @@ class Metrics:
             ["tenant", "route"], registry=r,
         )  # fmt: skip
         self.deployment_state = Gauge(
-            "gateway_deployment_state", "Health of each deployment: 0 healthy, 1 cooling down after failures.",
+            "gateway_deployment_state", "Circuit breaker of each deployment: 0 closed, 1 half-open, 2 open.",
             ["deployment"], registry=r, multiprocess_mode="max",
+        )  # fmt: skip
+        self.errors = Counter(
+            "gateway_errors",
+            "Requests answered with an error, by error code.",
+            ["endpoint", "route", "code"],
+            registry=r,
+        )
+        self.budget_used = Gauge(
+            "gateway_budget_used_ratio", "Share of each tenant budget spent or reserved in the current window.",
+            ["tenant", "window"], registry=r, multiprocess_mode="max",
+        )  # fmt: skip
+        self.skips = Counter(
+            "gateway_deployment_skips", "Allowed deployments passed over: breaker open or half-open, at a cap.",
+            ["deployment", "reason"], registry=r,
+        )  # fmt: skip
+        self.rate_limited = Counter(
+            "gateway_rate_limited", "Requests refused by a tenant or key rate limit (429).", ["tenant"], registry=r
+        )
+        self.budget_rejections = Counter(
+            "gateway_budget_rejections", "Requests refused because a budget is used up (429 insufficient_quota).",
+            ["tenant"], registry=r,
+        )  # fmt: skip
+        self.cache = Counter(
+            "gateway_cache_requests", "Cacheable requests, by result (hit or miss).", ["tenant", "result"], registry=r
+        )
+        self.state_errors = Counter(
+            "gateway_state_errors", "Calls to the shared state store that failed (Redis down or slow), by feature.",
+            ["feature"], registry=r,
         )  # fmt: skip
         self.in_flight = Gauge(
             "gateway_in_flight_requests", "Requests being processed.", registry=r, multiprocess_mode="livesum"
@@ -117,6 +146,8 @@ class Metrics:
             ("true" if dep.spec.self_hosted else "false") if dep else "none", str(rec.status),
         )  # fmt: skip
         self.requests.labels(*labels).inc()
+        if rec.status >= 400:
+            self.errors.labels(rec.endpoint, rec.route, rec.error_code or "error").inc()
         self.duration.labels(rec.endpoint, rec.route, rec.tier).observe(rec.seconds)
         self.overhead.labels(rec.endpoint).observe(rec.overhead_seconds)
         if rec.ttft_seconds is not None and dep is not None:
@@ -126,6 +157,12 @@ class Metrics:
             self.denials.labels(rec.tenant, rule).inc()
         if rec.status == 403 and rec.denied_rules:
             self.refusals.labels(rec.tenant, rec.route).inc()
+        if rec.error_code == "rate_limit_exceeded" and not rec.attempts:
+            self.rate_limited.labels(rec.tenant).inc()
+        elif rec.error_code == "insufficient_quota":
+            self.budget_rejections.labels(rec.tenant).inc()
+        if rec.cache is not None:
+            self.cache.labels(rec.tenant, rec.cache).inc()
         if dep is not None and (rec.input_tokens or rec.output_tokens):
             self.tokens.labels(rec.tenant, dep.id, "input").inc(rec.input_tokens)
             self.tokens.labels(rec.tenant, dep.id, "output").inc(rec.output_tokens)
@@ -135,6 +172,9 @@ class Metrics:
     def _attempts(self, rec: RequestRecord) -> None:
         attempts = rec.attempts
         for index, attempt in enumerate(attempts):
+            if attempt.skipped:
+                self.skips.labels(attempt.deployment, attempt.code.removeprefix("skipped_")).inc()
+                continue
             self.upstream.labels(attempt.deployment, attempt.code).observe(attempt.seconds)
             if attempt.error is None or index + 1 >= len(attempts):
                 continue
@@ -143,6 +183,10 @@ class Metrics:
             else:
                 self.fallbacks.labels(rec.route, attempt.deployment, attempt.code).inc()
 
-    def health(self, deployments: list[str], cooling: frozenset[str]) -> None:
-        for deployment in deployments:
-            self.deployment_state.labels(deployment).set(1 if deployment in cooling else 0)
+    def budgets(self, used: dict[tuple[str, str], float]) -> None:
+        for (tenant, window), ratio in used.items():
+            self.budget_used.labels(tenant, window).set(ratio)
+
+    def breakers(self, statuses: dict[str, str]) -> None:
+        for deployment, status in statuses.items():
+            self.deployment_state.labels(deployment).set(BREAKER_VALUES.get(status, 0))

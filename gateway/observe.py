@@ -6,7 +6,7 @@ Nothing here feeds routing: metrics and the audit log read records, never the ot
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from gateway import shape
@@ -36,6 +36,7 @@ class Observation:
         self.ttft: float | None = None
         self.prompt: str | None = None
         self.completion: list[str] | None = None
+        self.cache: str | None = None
 
     def decided(self, decision: Decision, prompt: str) -> None:
         self.decision = decision
@@ -62,10 +63,18 @@ class Observation:
         if self.ttft is None:
             self.ttft = time.perf_counter() - self.started
 
-    def finish(self, status: int, error_code: str | None = None, upstream_streaming_seconds: float = 0.0) -> None:
+    def cached(self, hit: bool, deployment: Deployment | None) -> None:
+        self.cache = "hit" if hit else "miss"
+        if hit:
+            self.dep = deployment  # who made the answer; the hit itself costs nothing
+
+    def finish(
+        self, status: int, error_code: str | None = None, upstream_streaming_seconds: float = 0.0
+    ) -> RequestRecord:
         record = self._record(status, error_code, upstream_streaming_seconds)
         for sink in self.sinks:
             sink(record)
+        return record
 
     def _record(self, status: int, error_code: str | None, streaming: float) -> RequestRecord:
         total = time.perf_counter() - self.started
@@ -95,11 +104,12 @@ class Observation:
             ttft_seconds=self.ttft,
             denied_rules=tuple(denied),
             policy_revision=self.policy.revision,
+            cache=self.cache,
             content=self._content(),
         )
 
     def _costs(self, dep: Deployment | None, route: str) -> tuple[float, float]:
-        if dep is None:
+        if dep is None or self.cache == "hit":
             return 0.0, 0.0
         prompt, completion = self.tokens
         cost = (prompt * dep.price.input + completion * dep.price.output) / 1e6
@@ -114,8 +124,10 @@ class Observation:
         return {"prompt": self.prompt, "completion": "".join(self.completion or ())}
 
 
-async def observed(outcome: Streaming, obs: Observation) -> AsyncIterator[Json]:
-    """The upstream's chunks, unchanged; usage is recorded and the request finished when they end."""
+async def observed(
+    outcome: Streaming, obs: Observation, after: Callable[[RequestRecord], Awaitable[None]]
+) -> AsyncIterator[Json]:
+    """The upstream's chunks, unchanged; when they end, the request is recorded and ``after`` runs."""
     status, code = 200, None
     waited = 0.0
     chunk: Json | None = outcome.first
@@ -134,4 +146,5 @@ async def observed(outcome: Streaming, obs: Observation) -> AsyncIterator[Json]:
         aclose = getattr(outcome.rest, "aclose", None)
         if aclose is not None:
             await aclose()
-        obs.finish(status, code, waited)
+        await outcome.release()
+        await after(obs.finish(status, code, waited))

@@ -1,49 +1,89 @@
 """The routing of one request, top to bottom.
 
-    raw body -> auth (key -> tenant) -> normalize -> classify + policy (decide) -> call (retry, fallback)
+    raw body -> auth (key -> tenant) -> normalize -> classify + policy (decide) -> rate limits
+             -> cache -> budget -> call (gate, retry, fallback) ... -> finish (settle, cache)
 
-Each stage hands the next a frozen value. Metrics, audit and logs are side channels
-fed by the caller of this module; nothing here reads them back.
+Each stage hands the next a frozen value. Metrics, audit and logs are side channels fed through
+``on_decision`` and the request record; nothing here reads them back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from gateway.auth import authenticate
 from gateway.call import Caller, Completed, Streaming
 from gateway.classify.base import Classifier
-from gateway.health import HealthBoard
+from gateway.errors import GatewayError
+from gateway.gate import DeploymentGate
+from gateway.guards import Grant, Guards
 from gateway.normalize import normalize
 from gateway.policy.decide import Decision, decide, refusal
 from gateway.policy.policy_set import PolicySet
+from gateway.record import RequestRecord
 from gateway.request import ChatRequest, Endpoint
 
 
 @dataclass(frozen=True, slots=True)
 class Routing:
-    """What the stages need that lives longer than a request."""
+    """What the stages need that lives longer than a request (replaced whole when the policy reloads)."""
 
     policy: PolicySet
     classifier: Classifier
-    health: HealthBoard
     caller: Caller
+    guards: Guards
+    gate: DeploymentGate
 
 
-def plan(routing: Routing, endpoint: Endpoint, raw: bytes, headers: Mapping[str, str]) -> tuple[ChatRequest, Decision]:
-    """Everything up to the call: who asks, what they ask, and where it may go. No I/O."""
-    tenant = authenticate(routing.policy, headers)
+@dataclass(frozen=True, slots=True)
+class Cached:
+    deployment: str
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    request: ChatRequest
+    decision: Decision
+    outcome: Completed | Streaming | Cached
+    grant: Grant
+    cache: tuple[str, float] | None  # key and TTL when this answer may be cached
+
+
+async def route(
+    routing: Routing,
+    endpoint: Endpoint,
+    raw: bytes,
+    headers: Mapping[str, str],
+    on_decision: Callable[[Decision, str], None],
+) -> Routed:
+    policy, guards = routing.policy, routing.guards
+    tenant, key_hash = authenticate(policy, headers)
     request = normalize(endpoint, raw, headers)
-    decision = decide(routing.policy, tenant, request, routing.classifier, routing.health.unhealthy())
-    return request, decision
+    downgrade = await guards.over_downgrade_line(policy, tenant)
+    decision = decide(policy, tenant, request, routing.classifier, await routing.gate.unhealthy(policy), downgrade)
+    on_decision(decision, request.text)
+    grant = await guards.admit(policy, tenant, key_hash, request)
+    try:
+        if (error := refusal(decision)) is not None:
+            raise error
+        cache = guards.cache_key(policy, decision, request)
+        if cache is not None and (hit := await guards.cached(policy, cache[0])) is not None:
+            deployment, _, body = hit.partition(b"\n")
+            return Routed(request, decision, Cached(deployment.decode(), body), grant, None)
+        grant = await guards.reserve(policy, decision, grant)
+        deadline = policy.limits.request_deadline_seconds
+        call = routing.caller.stream if request.stream else routing.caller.complete
+        return Routed(request, decision, await call(policy, decision, request, deadline), grant, cache)
+    except GatewayError:
+        await guards.settle(grant, 0.0, 0)
+        raise
 
 
-async def execute(routing: Routing, request: ChatRequest, decision: Decision) -> Completed | Streaming:
-    error = refusal(decision)
-    if error is not None:
-        raise error
-    deadline = routing.policy.limits.request_deadline_seconds
-    if request.stream:
-        return await routing.caller.stream(decision, request, deadline)
-    return await routing.caller.complete(decision, request, deadline)
+async def finish(routing: Routing, routed: Routed, record: RequestRecord, body: bytes | None) -> None:
+    """After the answer went out: settle budgets and token counts with real usage, fill the cache."""
+    await routing.guards.settle(routed.grant, record.cost_usd, record.input_tokens + record.output_tokens)
+    if routed.cache is not None and body is not None and record.status == 200 and record.deployment is not None:
+        key, ttl = routed.cache
+        await routing.guards.remember(key, record.deployment.id.encode() + b"\n" + body, ttl)

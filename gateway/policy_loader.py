@@ -15,11 +15,13 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from gateway.policy.guards_schema import StateSpec
 from gateway.policy.policy_set import Deployment, PolicySet
 from gateway.policy.schema import DataClassSpec, Limits, PolicyFile, Price
 from gateway.policy.validate import cross_check
 
 SECTIONS = ("models", "deployments", "tenants", "data_classes", "routes")
+SINGLETONS = ("limits", "state", "admin")  # sections that are one object, written in at most one file
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 DEFAULT_DATA_CLASSES = {"public": DataClassSpec(description="implicit: no data_classes defined")}
 
@@ -63,7 +65,7 @@ def _parse_file(path: Path, env: Mapping[str, str], problems: list[str]) -> Poli
     if raw is None:
         return PolicyFile()
     if not isinstance(raw, dict):
-        problems.append(f"{path}: the top level must be a mapping of sections ({', '.join(SECTIONS)}, limits)")
+        problems.append(f"{path}: the top level must be a mapping of sections ({', '.join(SECTIONS + SINGLETONS)})")
         return None
     raw = _substitute(raw, env, path, (), problems)
     try:
@@ -118,7 +120,7 @@ def _msg(err: Mapping[str, Any]) -> str:
 def _merge(files: list[tuple[Path, PolicyFile]], problems: list[str]) -> tuple[PolicyFile, dict[tuple[str, str], Path]]:
     sections: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
     origin: dict[tuple[str, str], Path] = {}
-    limits: Limits | None = None
+    singletons: dict[str, Any] = {}
     for path, policy_file in files:
         for name in SECTIONS:
             for key, spec in getattr(policy_file, name).items():
@@ -127,11 +129,15 @@ def _merge(files: list[tuple[Path, PolicyFile]], problems: list[str]) -> tuple[P
                     continue
                 origin[name, key] = path
                 sections[name][key] = spec
-        if policy_file.limits is not None:
-            if limits is not None:
-                problems.append(f"{path}: limits: defined in more than one file")
-            limits = policy_file.limits
-    return PolicyFile(**sections, limits=limits), origin
+        for name in SINGLETONS:
+            value = getattr(policy_file, name)
+            if value is None:
+                continue
+            if name in singletons:
+                problems.append(f"{path}: {name}: already defined in {origin['', name]}")
+                continue
+            singletons[name], origin["", name] = value, path
+    return PolicyFile(**sections, **singletons), origin
 
 
 def _revision(files: list[Path]) -> str:
@@ -177,6 +183,9 @@ def _compile(merged: PolicyFile, directory: Path, revision: str, env: Mapping[st
             if route.baseline_model and (price := merged.models[route.baseline_model].price) is not None
         },
         limits=merged.limits or Limits(),
+        state=merged.state or StateSpec(),
+        key_limits={k.sha256: k.limits for t in merged.tenants.values() for k in t.keys if k.limits is not None},
+        admin_key_hashes=frozenset(k.sha256 for k in merged.admin.keys) if merged.admin else frozenset(),
         warnings=tuple(warnings),
     )
 

@@ -33,4 +33,5 @@ class RequestRecord:
     ttft_seconds: float | None
     denied_rules: tuple[str, ...]
     policy_revision: str
+    cache: str | None = None  # "hit" or "miss" when the route or tenant caches, else None
     content: dict[str, Any] | None = None  # prompt and completion, only when the tenant's policy asks for it

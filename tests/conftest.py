@@ -17,6 +17,7 @@ from gateway.standin.control import Control
 from gateway.standin.openai_wire import create_openai_app
 from gateway.standin.server import ThreadedServer
 from tests.factories import POLICIES
+from tests.state.servers import RedisServer
 
 OPENAI_KEY = "sk-test-openai-standin"
 ANTHROPIC_KEY = "sk-ant-test-standin"
@@ -117,3 +118,11 @@ def make_client() -> Iterator[ClientFactory]:
     yield make
     for client in clients:
         client.close()
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A real redis-server of this test's own on a loopback port, which the test may kill and restart."""
+    server = RedisServer().start()
+    yield server
+    server.close()

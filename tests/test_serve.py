@@ -3,67 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
 from gateway.standin.control import Fault
 from tests.conftest import OPENAI_KEY, Upstreams
-from tests.factories import REPO, deployment, small_policy
+from tests.factories import deployment, small_policy
+from tests.processes import serve
 
 SECRET_PROMPT = "patient-record-9931-do-not-log"
 HI = {"model": "auto", "messages": [{"role": "user", "content": SECRET_PROMPT}]}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Served:
-    url: str
-    stdout: str = ""
-    stderr: str = ""
-
-
-@contextmanager
-def serve(policy: Path, env: dict[str, str], *args: str) -> Iterator[Served]:
-    """Run `gateway serve` until the block ends; its output is on the yielded value afterwards."""
-    port = free_port()
-    command = [sys.executable, "-m", "gateway", "serve", "--policies", str(policy), "--port", str(port), *args]
-    proc = subprocess.Popen(
-        command, cwd=REPO, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    served = Served(f"http://127.0.0.1:{port}")
-    try:
-        _wait_ready(served.url, proc)
-        yield served
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        served.stdout, served.stderr = proc.communicate(timeout=20)
-
-
-def _wait_ready(url: str, proc: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        assert proc.poll() is None and time.monotonic() < deadline, "gateway did not start"
-        time.sleep(0.1)
 
 
 def policy_with_secret(tmp_path: Path, upstreams: Upstreams) -> Path:

@@ -97,7 +97,10 @@ def decide(
     request: ChatRequest,
     classifier: Classifier,
     unhealthy: frozenset[str] = frozenset(),
+    downgrade: bool = False,
 ) -> Decision:
+    """Judge every candidate and rank the allowed ones. ``downgrade``: the tenant's budget is nearly
+    spent and its policy says downgrade, so a route uses its cheapest tier (``simple``)."""
     tenant = policy.tenants[tenant_id]
     route = policy.routes.get(request.model)
     if route is None and request.model not in policy.models:
@@ -110,7 +113,7 @@ def decide(
     if route is not None:
         _check_route_allowed(tenant_id, tenant, request.model)
         complexity = classifier.classify(request)
-        tier = tier_for(complexity.score, route.thresholds)
+        tier = "simple" if downgrade else tier_for(complexity.score, route.thresholds)
         candidates = route.tiers[tier]
         fallback = tuple(m for m in route.fallback if m not in candidates)
     ctx = Context(

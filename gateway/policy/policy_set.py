@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from gateway.policy.guards_schema import RateLimits, StateSpec
 from gateway.policy.schema import (
     DataClassSpec,
     DeploymentSpec,
@@ -43,6 +44,9 @@ class PolicySet:
     routes: Mapping[str, RouteSpec]
     baseline_prices: Mapping[str, Price] = field(default_factory=dict)  # route -> its baseline model's price
     limits: Limits = field(default_factory=Limits)
+    state: StateSpec = field(default_factory=StateSpec)
+    key_limits: Mapping[str, RateLimits] = field(default_factory=dict)  # key hash -> that key's own limits
+    admin_key_hashes: frozenset[str] = frozenset()
     warnings: tuple[str, ...] = ()
 
     def model_endpoints(self, model_id: str) -> tuple[str, ...]:

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from gateway.policy.countries import ISO_3166_ALPHA2
+from gateway.policy.guards_schema import AdminSpec, Budget, CacheSpec, DeploymentCaps, RateLimits, StateSpec
 
 Tier = Literal["simple", "standard", "complex"]
 TIERS: tuple[Tier, ...] = ("simple", "standard", "complex")
@@ -83,6 +84,7 @@ class DeploymentSpec(Strict):
     timeout_seconds: float = Field(60.0, gt=0, le=3600)
     max_retries: int = Field(2, ge=0, le=10)
     price: Price | None = None
+    caps: DeploymentCaps | None = None
 
     @model_validator(mode="after")
     def _openai_compatible_needs_url(self) -> DeploymentSpec:
@@ -94,6 +96,7 @@ class DeploymentSpec(Strict):
 class ApiKey(Strict):
     sha256: KeyHash
     name: str = ""
+    limits: RateLimits | None = None  # per key, on top of the tenant's
 
 
 class TenantSpec(Strict):
@@ -112,6 +115,9 @@ class TenantSpec(Strict):
     allow_routes: tuple[Id, ...] | None = None
     require_self_hosted: bool = False
     audit_content: bool = False  # write prompt and completion text to the audit log
+    limits: RateLimits | None = None
+    budget: Budget | None = None
+    cache: CacheSpec | None = None  # cache this tenant's non-streaming answers
 
 
 class DataClassSpec(Strict):
@@ -144,6 +150,7 @@ class RouteSpec(Strict):
     fallback: tuple[Id, ...] = ()  # tried after the tier's candidates, whatever the tier
     rank: Literal["price", "order"] = "price"
     baseline_model: Id | None = None
+    cache: CacheSpec | None = None  # cache non-streaming answers on this route
 
     @model_validator(mode="after")
     def _all_tiers(self) -> RouteSpec:
@@ -167,3 +174,5 @@ class PolicyFile(Strict):
     data_classes: dict[Id, DataClassSpec] = {}
     routes: dict[Id, RouteSpec] = {}
     limits: Limits | None = None
+    state: StateSpec | None = None
+    admin: AdminSpec | None = None

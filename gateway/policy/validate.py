@@ -70,6 +70,7 @@ def _tenant(policy: PolicyFile, name: str) -> Iterator[str]:
 
 def _shared_keys(policy: PolicyFile) -> Iterator[Problem]:
     seen: dict[str, str] = {}
+    admin = {k.sha256 for k in policy.admin.keys} if policy.admin else set()
     for name, tenant in policy.tenants.items():
         for index, key in enumerate(tenant.keys):
             if key.sha256 in seen:
@@ -78,4 +79,6 @@ def _shared_keys(policy: PolicyFile) -> Iterator[Problem]:
                     name,
                     f"tenants.{name}.keys[{index}]: the same key already belongs to tenant {seen[key.sha256]!r}",
                 )
+            if key.sha256 in admin:
+                yield "tenants", name, f"tenants.{name}.keys[{index}]: an admin key may not also be a tenant key"
             seen[key.sha256] = name

@@ -1,0 +1,1 @@
+"""Benchmarks of the gateway: fake upstream, load generator, the comparison with LiteLLM's proxy."""

