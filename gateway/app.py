@@ -38,6 +38,7 @@ from gateway.settings import Settings
 from gateway.state import open_store
 
 log = logging.getLogger("gateway")
+DEFAULT_REDIS_TIMEOUT = 0.25  # seconds for one Redis call; a whole call may take twice that
 
 
 @dataclass(slots=True)
@@ -82,7 +83,8 @@ async def _start(settings: Settings, env: Mapping[str, str] | None, stack: Async
         log.warning("policy: %s", warning)
     providers = Providers(policy)
     stack.push_async_callback(providers.aclose)
-    store = await open_store(lookup.get("REDIS_URL") or None)
+    timeout = float(lookup.get("REDIS_TIMEOUT_SECONDS") or DEFAULT_REDIS_TIMEOUT)
+    store = await open_store(lookup.get("REDIS_URL") or None, timeout_seconds=timeout)
     stack.push_async_callback(store.aclose)
     metrics = Metrics()
     metrics.policy_loaded(policy.revision, None)

@@ -113,7 +113,7 @@ class Caller:
                 attempts.append(Attempt(dep.id, f"skipped: {entry.replace('_', ' ')}", 0.0, f"skipped_{entry}"))
                 continue
             try:
-                result = await self._with_retries(policy, dep, deadline, once, attempts)
+                result = await self._with_retries(policy, dep, entry, deadline, once, attempts)
             except UpstreamError as exc:
                 await self.gate.leave(entry)
                 if isinstance(exc, RETRYABLE):
@@ -129,6 +129,7 @@ class Caller:
         self,
         policy: PolicySet,
         dep: Deployment,
+        entry: Entry,
         deadline: float,
         once: Callable[[Deployment, Target], Awaitable[T]],
         attempts: list[Attempt],
@@ -149,11 +150,11 @@ class Caller:
                     log.warning("attempt on deployment %s failed: %s", dep.id, exc.code)
                     attempts.append(Attempt(dep.id, f"{exc.code}: {exc.message}", elapsed, exc.code or "error"))
                     if exc.retryable:
-                        await self.gate.record(policy, dep.id, False, elapsed)
+                        await self.gate.record(policy, entry, False, elapsed)
                     raise
                 elapsed = time.monotonic() - started
                 attempts.append(Attempt(dep.id, None, elapsed))
-                await self.gate.record(policy, dep.id, True, elapsed)
+                await self.gate.record(policy, entry, True, elapsed)
                 return result
         raise AssertionError("unreachable: tenacity reraises the last error")
 

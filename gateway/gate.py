@@ -28,6 +28,7 @@ class Entry:
     deployment: str
     lease: str | None
     probe: bool
+    closed: bool  # the breaker was closed when the call was let through
 
 
 @dataclass
@@ -104,16 +105,21 @@ class DeploymentGate:
             )
             if lease is None:
                 return "at_capacity"
-        return Entry(dep.id, lease, probe)
+        return Entry(dep.id, lease, probe, status == "closed")
 
-    async def record(self, policy: PolicySet, deployment: str, ok: bool, seconds: float) -> None:
-        """One attempt's outcome: feeds the shared breaker and this replica's recent latency and errors."""
-        recent = self._recent.setdefault(deployment, _Recent())
+    async def record(self, policy: PolicySet, entry: Entry, ok: bool, seconds: float) -> None:
+        """One attempt's outcome: feeds the shared breaker and this replica's recent latency and errors.
+
+        A success through a closed count-based breaker changes nothing in the store, so it is not sent."""
+        recent = self._recent.setdefault(entry.deployment, _Recent())
         recent.latencies.append(seconds)
         recent.outcomes.append(ok)
-        status = await self._safe(self.store.breakers.record(deployment, ok, breaker_policy(policy), time.time()), None)
-        if status == "open" and not ok:
-            log.warning("circuit breaker open for deployment %s", deployment)
+        breakers = breaker_policy(policy)
+        if ok and entry.closed and breakers.failure_rate is None:
+            return
+        call = self.store.breakers.record(entry.deployment, ok, breakers, time.time())
+        if await self._safe(call, None) == "open" and not ok:
+            log.warning("circuit breaker open for deployment %s", entry.deployment)
 
     async def leave(self, entry: Entry) -> None:
         if entry.lease is not None and entry.lease != "unchecked":

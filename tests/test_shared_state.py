@@ -68,6 +68,8 @@ def test_rate_limit_is_exact_across_two_replicas(replicas: tuple[Served, Served]
     refused = next(r for r in responses if r.status_code == 429)
     assert refused.json()["error"]["code"] == "rate_limit_exceeded" and int(refused.headers["retry-after"]) >= 1
     assert "10 of 10 requests per minute" in refused.json()["error"]["message"]
+    for replica in replicas:  # exact because Redis answered every time, not because it failed open
+        assert "gateway_state_errors_total{" not in httpx.get(replica.url + "/metrics").text
 
 
 def test_budget_overshoots_by_at_most_one_estimate(replicas: tuple[Served, Served], tmp_path: Path) -> None:
