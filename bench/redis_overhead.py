@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from added_latency import STANDIN, free_port, wait_ready  # noqa: E402
+from added_latency import STANDIN, free_port, wait_ready
 
 REPO = Path(__file__).resolve().parent.parent
 KEY = "bench-redis-key"
