@@ -144,8 +144,8 @@ class Guards:
             cap = reservation.refused
             window = "daily" if ":d:" in cap.key else "monthly"
             raise BudgetExhausted(
-                f"The {window} budget of tenant {decision.tenant!r} is used up: ${reservation.spent_usd:.4f} of "
-                f"${cap.limit_usd:.2f} spent or reserved, and this request needs about ${estimate:.6f}.",
+                f"The {window} budget of tenant {decision.tenant!r} is used up: ${reservation.spent_usd:.6g} of "
+                f"${cap.limit_usd:.6g} spent or reserved, and this request needs about ${estimate:.6g}.",
                 retry_after=_window_end(window, now) - now,
             )
         return Grant(grant.limits, grant.windows, grant.estimate_tokens, caps, reservation.reservation_id)

@@ -90,7 +90,7 @@ class Metrics:
         )
         self.budget_used = Gauge(
             "gateway_budget_used_ratio", "Share of each tenant budget spent or reserved in the current window.",
-            ["tenant", "window"], registry=r, multiprocess_mode="max",
+            ["tenant", "window"], registry=r, multiprocess_mode="livemax",
         )  # fmt: skip
         self.skips = Counter(
             "gateway_deployment_skips", "Allowed deployments passed over: breaker open or half-open, at a cap.",
@@ -120,6 +120,7 @@ class Metrics:
         self.reloads = Counter(
             "gateway_policy_reloads", "Policy reloads, by outcome (success or failure).", ["outcome"], registry=r
         )
+        self._budget_labels: set[tuple[str, str]] = set()
         self.reloads.labels("success")
         self.reloads.labels("failure")
 
@@ -184,8 +185,11 @@ class Metrics:
                 self.fallbacks.labels(rec.route, attempt.deployment, attempt.code).inc()
 
     def budgets(self, used: dict[tuple[str, str], float]) -> None:
+        for stale in self._budget_labels - used.keys():  # tenants whose budget left the policy
+            self.budget_used.remove(*stale)
         for (tenant, window), ratio in used.items():
             self.budget_used.labels(tenant, window).set(ratio)
+        self._budget_labels = set(used)
 
     def breakers(self, statuses: dict[str, str]) -> None:
         for deployment, status in statuses.items():

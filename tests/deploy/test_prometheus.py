@@ -3,9 +3,10 @@ scraping a real ``gateway serve`` process.
 
 A panel that shows nothing is a failed test: after varied traffic (tenants, tiers, streams,
 embeddings, a refusal, upstream faults that cause retries, fallbacks, open circuit breakers and
-5xx, two policy reloads, one of them broken), every PromQL expression of the dashboard must
-return a value other than zero. The alerts this traffic provokes must go pending or firing; the
-thresholds and durations of all of them are checked by promtool's rule unit tests.
+5xx, two policy reloads, one of them broken, a tenant over its rate limit, one whose budget is
+used up, and cache hits and misses), every PromQL expression of the dashboard must return a value
+other than zero. The alerts this traffic provokes must go pending or firing; the thresholds and
+durations of all of them are checked by promtool's rule unit tests.
 
 Needs ``prometheus`` and ``promtool`` (Debian package ``prometheus``; ``.ci/run`` installs it).
 Without them the tests skip, except in CI (``CI=true``), where they fail.
@@ -35,7 +36,7 @@ from gateway.standin.control import Fault
 from tests.conftest import ClientFactory, Upstreams
 from tests.deploy import dashboard
 from tests.deploy.dashboard import DEPLOY
-from tests.factories import POLICIES, REPO
+from tests.factories import POLICIES, REPO, tenant
 
 PROMETHEUS_DIR = DEPLOY / "prometheus"
 PROMETHEUS_YML = PROMETHEUS_DIR / "prometheus.yml"
@@ -46,9 +47,12 @@ IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 SCRAPES = 8  # scrapes of the gateway under traffic before the queries: plenty for rate(...[30s])
 START_SECONDS = 30.0
 SETTLE_SECONDS = 15.0
-# The traffic provokes these; SwitchyardGatewayDown (the gateway stays up) and SwitchyardFallbackRateHigh
-# (the breaker stops fallbacks from a failing deployment within a few requests) only in the unit tests.
-PROVOKED = {"SwitchyardBreakerOpen", "SwitchyardErrorRateHigh", "SwitchyardPolicyReloadFailed"}
+# The traffic provokes these; SwitchyardGatewayDown (the gateway stays up), SwitchyardFallbackRateHigh
+# (the breaker stops fallbacks from a failing deployment within a few requests) and
+# SwitchyardSharedStateUnavailable (the in-process store does not fail) only in the unit tests.
+PROVOKED = {
+    "SwitchyardBreakerOpen", "SwitchyardErrorRateHigh", "SwitchyardPolicyReloadFailed", "SwitchyardBudgetNearlySpent",
+}  # fmt: skip
 MAY_BE_ZERO = {"In flight"}  # panels whose true value between two requests is 0
 
 HI = [{"role": "user", "content": "What is the capital of France?"}]
@@ -61,7 +65,19 @@ HARD = [
 ]
 QWEN = "Qwen/Qwen3-32B"  # what the qwen3-32b-vllm deployment asks stand-in `a` for
 CONFIDENTIAL = {"x-gateway-data-class": "confidential"}
-KEYS = ("demo-key", "demo-us-only", "acme-example-key", "helios-example-key")
+# Tenants of the test only, beside the shipped ones: over a rate limit, over a budget, with a response cache.
+LIMITED, BUDGETED, CACHED = "limited-key", "budgeted-key", "cached-key"
+# A daily budget of about 14 requests of BUDGET_REQUEST (gpt-4.1: $2 in, $8 out per million tokens; reserved
+# before the call at the prompt estimate and max_tokens, about $0.00014): when a request no longer fits, more
+# than 90% of it is spent, so SwitchyardBudgetNearlySpent goes pending.
+TEST_TENANTS = {
+    "limited": tenant(LIMITED, limits={"rpm": 2}),
+    "budgeted": tenant(BUDGETED, budget={"daily_usd": 0.002, "monthly_usd": 1}),
+    "cached": tenant(CACHED, cache={"ttl_seconds": 60}),
+}
+BUDGET_REQUEST: dict[str, Any] = {"model": "gpt-4.1", "messages": HI, "max_tokens": 16}
+BUDGET_REQUESTS_MAX = 40
+KEYS = ("demo-key", "demo-us-only", "acme-example-key", "helios-example-key", LIMITED, BUDGETED, CACHED)
 T = TypeVar("T")
 
 
@@ -103,6 +119,7 @@ def test_every_dashboard_query_returns_data_from_a_live_gateway(
 ) -> None:
     policies = tmp_path / "policies"
     shutil.copytree(POLICIES, policies)
+    (policies / "tenants-deploy-test.yaml").write_text(yaml.safe_dump({"tenants": TEST_TENANTS}, sort_keys=False))
     with (
         gateway_process(policies, upstreams.example_env(), tmp_path / "gateway.log") as url,
         prometheus_process(tools, scrape_config(url, tmp_path), tmp_path) as prom,
@@ -131,7 +148,9 @@ class Traffic:
     A deployment's breaker opens after 5 failed attempts within 30 s (the default) and one failing
     request makes 3 attempts (2 retries), so qwen can fail for two requests before it is skipped.
     Those two come two scrapes apart: rate() ignores the first value of a series, so the counters
-    they create must increase again after a scrape has seen them.
+    they create must increase again after a scrape has seen them. For the same reason every round
+    sends a request over the rate limit and one over the budget (used up in the first round), and
+    asks the cache for a new answer twice (a miss, then a hit).
     """
 
     def __init__(self, url: str, upstreams: Upstreams, make_client: ClientFactory, policies: Path) -> None:
@@ -139,7 +158,9 @@ class Traffic:
         self.qwen, self.openai = upstreams.controls["a"], upstreams.controls["c"]
         self.policies = policies
         self.sent = 0
-        self.events = {2: self.first_faults, 4: self.second_faults}  # scrape count -> burst, run once
+        self.rounds = 0
+        # scrape count -> burst, run once
+        self.events = {0: self.spend_the_budget, 2: self.first_faults, 4: self.second_faults}
         self.openai.inject(Fault(status=500, times=1000, model="gpt-4.1-mini"))  # always down
 
     def done(self, scrapes: int) -> bool:
@@ -161,6 +182,20 @@ class Traffic:
         self.chat("demo-key", HI, model="claude-sonnet-4")  # through litellm to the Anthropic stand-in
         self.embed("demo-key", "qwen3-embedding-8b")
         self.fails("demo-key", "gpt-4.1-mini")  # 3 failed attempts; once its breaker is open, skipped
+        self.fails("acme-example-key", "gpt-4.1-mini")  # keeps 5xx above 5% of the traffic: SwitchyardErrorRateHigh
+        self.chat_or_refused(LIMITED, "rate_limit_exceeded", model="auto", messages=HI)  # 2 a minute pass
+        self.chat_or_refused(BUDGETED, "insufficient_quota", **BUDGET_REQUEST)
+        again = [{"role": "user", "content": f"What is the capital of France? (round {self.rounds})"}]
+        self.chat(CACHED, again)  # a miss
+        self.chat(CACHED, again)  # a hit (a miss if a policy reload came in between: a new revision)
+        self.rounds += 1
+
+    def spend_the_budget(self) -> None:
+        """Requests of the budgeted tenant until one is refused with insufficient_quota."""
+        for _ in range(BUDGET_REQUESTS_MAX):
+            if self.chat_or_refused(BUDGETED, "insufficient_quota", **BUDGET_REQUEST):
+                return
+        raise AssertionError(f"{BUDGET_REQUESTS_MAX} requests did not use up the budget of {TEST_TENANTS['budgeted']}")
 
     def first_faults(self) -> None:
         """qwen fails all 3 attempts: the request falls back to gpt-oss. A good policy change."""
@@ -178,6 +213,16 @@ class Traffic:
     def chat(self, key: str, messages: Any, model: str = "auto", headers: Mapping[str, str] | None = None) -> None:
         self.sent += 1
         self.clients[key].chat.completions.create(model=model, messages=messages, extra_headers=headers)
+
+    def chat_or_refused(self, key: str, code: str, **request: Any) -> bool:
+        """A request that may be refused with a 429 of this error code: True when it was."""
+        self.sent += 1
+        try:
+            self.clients[key].chat.completions.create(**request)
+        except openai.RateLimitError as refused:
+            assert refused.code == code, refused
+            return True
+        return False
 
     def stream(self, key: str, messages: Any, headers: Mapping[str, str] | None = None) -> None:
         self.sent += 1
