@@ -37,10 +37,13 @@ class GatewayError(Exception):
     attempts: tuple[Any, ...] = ()  # upstream attempts made before the error (gateway.call.Attempt)
     retry_after: float | None = None  # seconds, sent as Retry-After
 
-    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, param: str | None = None, code: str | None = None, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
+        self.retry_after = retry_after
         if code is not None:
             self.code = code
 
@@ -100,19 +103,11 @@ class RateLimited(GatewayError):
     type = "rate_limit_error"
     code = "rate_limit_exceeded"
 
-    def __init__(self, message: str, *, retry_after: float) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
 
 class BudgetExhausted(GatewayError):
     status = 429
     type = "insufficient_quota"
     code = "insufficient_quota"
-
-    def __init__(self, message: str, *, retry_after: float) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 class StateUnavailableError(GatewayError):
