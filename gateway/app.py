@@ -20,7 +20,7 @@ from gateway import edge
 from gateway.audit import AuditLog
 from gateway.auth import authenticate, is_admin
 from gateway.call import Caller
-from gateway.classify.heuristic import HeuristicClassifier
+from gateway.classify import load_default_classifier
 from gateway.errors import AuthenticationFailed, GatewayError, MethodNotAllowed, ModelNotFound, RouteNotFound
 from gateway.gate import DeploymentGate
 from gateway.guards import Guards, Outages
@@ -90,7 +90,7 @@ async def _start(settings: Settings, env: Mapping[str, str] | None, stack: Async
     metrics.policy_loaded(policy.revision, None)
     guards = Guards(store, Outages(lambda feature: metrics.state_errors.labels(feature).inc()))
     gate = DeploymentGate(store, guards.outages)
-    classifier = HeuristicClassifier()
+    classifier = load_default_classifier()
     routing = Routing(policy, classifier, Caller(providers, gate, lookup), guards, gate)
     sinks: list[Sink] = [metrics.record]
     if settings.audit_log:

@@ -1,4 +1,4 @@
-"""The ``gateway`` command: serve, policy check/explain, keys hash."""
+"""The ``gateway`` command: serve, policy check/explain, router train/score/eval, keys hash."""
 
 from __future__ import annotations
 
@@ -57,11 +57,42 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--data-class", default=None)
     explain.set_defaults(run=_explain)
 
+    _router_parser(commands)
+
     keys = commands.add_parser("keys", help="API key helpers").add_subparsers(title="keys commands")
     hash_cmd = keys.add_parser("hash", help="print the sha256 of a key for tenants.*.keys (reads stdin or a prompt)")
     hash_cmd.add_argument("key", nargs="?", help="the key (prefer stdin so it stays out of shell history)")
     hash_cmd.set_defaults(run=_hash)
     return parser
+
+
+def _router_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    data = Path("../shared/routing/dev.jsonl")
+    router = commands.add_parser("router", help="train, score with and evaluate the learned complexity router")
+    sub = router.add_subparsers(title="router commands")
+    train = sub.add_parser("train", help="train the router and write its artifact (needs the router extra)")
+    train.add_argument("--data", type=Path, default=data, help=f"JSON lines (default {data})")
+    train.add_argument("--out", type=Path, default=None, help="artifact path (default: the packaged one)")
+    train.set_defaults(run=_router, router_command="train")
+    score = sub.add_parser("score", help="score requests exactly as the auto route does; JSON lines out")
+    score.add_argument("--input", type=Path, required=True, help="JSON lines: uid and prompt or messages; - = stdin")
+    score.add_argument("--policies", type=Path, default=DEFAULT_POLICIES)
+    score.add_argument("--route", default="auto", help="route whose thresholds give the tier (default: auto)")
+    score.add_argument("--classifier", choices=["learned", "heuristic"], default="learned")
+    score.set_defaults(run=_router, router_command="score")
+    evaluate = sub.add_parser("eval", help="cross-validated APGR, CPT50/80 and C95 beside random and oracle")
+    evaluate.add_argument("--data", type=Path, default=data, help=f"JSON lines (default {data})")
+    evaluate.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="fold assignments to average")
+    evaluate.add_argument("--folds", type=int, default=5)
+    evaluate.add_argument("--limit", type=int, default=None, help="at most this many requests per benchmark")
+    evaluate.add_argument("--no-lobo", action="store_true", help="skip the leave-one-benchmark-out table")
+    evaluate.set_defaults(run=_router, router_command="eval")
+
+
+def _router(args: argparse.Namespace) -> int:
+    from gateway.router_cli import run
+
+    return run(args)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -118,7 +149,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from gateway.classify.heuristic import HeuristicClassifier
+    from gateway.classify import load_default_classifier
     from gateway.errors import GatewayError
     from gateway.normalize import normalize
     from gateway.policy.decide import decide, refusal
@@ -131,7 +162,7 @@ def _explain(args: argparse.Namespace) -> int:
             return 2
         headers = {"x-gateway-data-class": args.data_class} if args.data_class else {}
         request = normalize("chat", args.request.read_bytes(), headers)
-        decision = decide(policy, args.tenant, request, HeuristicClassifier())
+        decision = decide(policy, args.tenant, request, load_default_classifier())
     except PolicyError as exc:
         print("\n".join(exc.problems), file=sys.stderr)
         return 1

@@ -15,7 +15,7 @@ import orjson
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from gateway.classify.heuristic import HeuristicClassifier
+from gateway.classify import load_default_classifier
 from gateway.errors import GatewayError
 from gateway.normalize import normalize
 from gateway.policy.decide import Decision, decide, refusal
@@ -71,7 +71,7 @@ def run_case(policy: PolicySet, case: Case) -> list[str]:
     headers = {"x-gateway-data-class": case.data_class} if case.data_class else {}
     try:
         request = normalize(case.endpoint, orjson.dumps(case.request), headers)  # type: ignore[arg-type]
-        decision = decide(policy, case.tenant, request, HeuristicClassifier())
+        decision = decide(policy, case.tenant, request, load_default_classifier())
         error: GatewayError | None = refusal(decision)
     except GatewayError as exc:
         decision, error = None, exc

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from gateway.policy.guards_schema import StateSpec
 from gateway.policy.policy_set import Deployment, PolicySet
-from gateway.policy.schema import DataClassSpec, Limits, PolicyFile, Price
+from gateway.policy.schema import DataClassSpec, Limits, PolicyFile, Price, RouteSpec
 from gateway.policy.validate import cross_check
 
 SECTIONS = ("models", "deployments", "tenants", "data_classes", "routes")
@@ -176,7 +176,7 @@ def _compile(merged: PolicyFile, directory: Path, revision: str, env: Mapping[st
         tenant_by_key_hash={k.sha256: t for t, spec in merged.tenants.items() for k in spec.keys},
         data_classes=data_classes,
         data_class_rank={name: rank for rank, name in enumerate(data_classes)},
-        routes=dict(merged.routes),
+        routes={route_id: _resolve_shares(route) for route_id, route in merged.routes.items()},
         baseline_prices={
             name: price
             for name, route in merged.routes.items()
@@ -188,6 +188,22 @@ def _compile(merged: PolicyFile, directory: Path, revision: str, env: Mapping[st
         admin_key_hashes=frozenset(k.sha256 for k in merged.admin.keys) if merged.admin else frozenset(),
         warnings=tuple(warnings),
     )
+
+
+def _resolve_shares(route: RouteSpec) -> RouteSpec:
+    """Turn ``strong_share`` / ``standard_share`` into score thresholds from the router's calibration curve."""
+    given = route.thresholds
+    if not given.by_share or given.strong_share is None:
+        return route
+    from gateway.classify.loader import load_router_model  # parses the shipped artifact once per process
+
+    calibration = load_router_model().calibration
+    complex_ = calibration.threshold_for_share(given.strong_share)
+    standard = min(given.standard, complex_)
+    if given.standard_share is not None:
+        standard = calibration.threshold_for_share(given.strong_share + given.standard_share)
+    thresholds = given.model_copy(update={"complex": complex_, "standard": standard})
+    return route.model_copy(update={"thresholds": thresholds})
 
 
 def _bundled(provider: str, model: str) -> Price | None:

@@ -1,115 +1,163 @@
 """Text features of a request for the learned router. Pure, deterministic, no I/O.
 
-Two kinds, both computed from the text the classifier reads (``ChatRequest.text``):
+The router reads the text the classifier is given (``ChatRequest.text``) and sees it as:
 
-- *sparse* features, each present or absent: word unigrams (``w:``), word bigrams (``b:``) and the
-  character 3- to 5-grams of each distinct word (``c:``), so that words never seen in training still
-  share weight with their relatives (``thermodynamic`` with ``dynamics``). Numbers become their shape
-  (``<n2>`` for a two-digit number), so the router learns "many multi-digit numbers", not "42".
-- *dense* text statistics (``#``): length, sentences, numbers, operators, enumerated parts, negations,
-  relational words and other cues of how much work an answer takes. Training standardizes them.
+- *words*: the distinct lowercased tokens (words, punctuation, and numbers as their shape, ``<n2>``
+  for a two-digit number, so the router learns "many multi-digit numbers", not "42");
+- *bigrams*: the distinct pairs of neighbouring tokens (``step by``, ``how many``);
+- the character 3- to 5-grams of each distinct word, so that a word never seen in training still
+  shares weight with its relatives (``thermodynamic`` with ``dynamics``);
+- *dense* text statistics: length, sentences, numbers, operators, answer options, enumerated parts,
+  negations, relational words and other cues of how much work an answer takes.
 
-Work per request is bounded: at most ``MAX_TOKENS`` tokens (the head and the tail of a long text)
-and the character grams of at most ``MAX_CHAR_WORDS`` distinct words.
+Work per request is bounded: the head and tail of a long text (``HEAD_CHARS`` + ``TAIL_CHARS``) and
+at most ``MAX_TOKENS`` tokens of it; only the character length is read from the whole text.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections import Counter
+from dataclasses import dataclass
+from itertools import pairwise
 
-MAX_TOKENS = 768
-MAX_CHAR_WORDS = 160
+HEAD_CHARS, TAIL_CHARS = 2400, 800
+MAX_TOKENS = 512
 CHAR_GRAMS = (3, 4, 5)
 
 _TOKEN = re.compile(r"[a-z]+|[0-9]+(?:[.,][0-9]+)*|[^\sa-z0-9]")
-_SENTENCE_END = re.compile(r"[.!?](?:\s|$)")
-_OPTION = re.compile(r"^\s*(?:\(?[A-Ha-h][.)]|[0-9]{1,2}[.)])\s", re.M)
-_PART = re.compile(r"\b(?:statement|scenario|step|part|case|item|condition)\s+(?:[0-9]+|[ivx]+|[a-d])\b|\((?:[ivx]+|[a-d])\)")
-_NUMBER = re.compile(r"[0-9]+(?:[.,][0-9]+)*")
-_ARITHMETIC = re.compile(r"[0-9)]\s*[-+*/^=<>]\s*[0-9(a-z]")
+_OPTION = re.compile(r"^[ \t]*\(?(?:[A-Ha-h]|[0-9]{1,2})[.)][ \t]", re.M)
 
-NEGATION = ("not ", "n't", "except", "least", "false", "incorrect", "never", "neither", "without", "unless", "cannot")
-RELATIONAL = (" than ", " then ", " after ", " before ", " each ", " per ", " remaining", " twice", " half", " times ",
-              " ratio", " total", " respectively", " only if", " implies", " therefore", " because ")
-MATH = ("equation", "integral", "derivative", "probability", "solve", "calculate", "compute", "how many", "how much",
-        "prove", "theorem", "matrix", "function", "polynomial", "\\frac", "\\sum", "sqrt")
-CODE = ("```", "def ", "class ", "return ", "import ", "#include", "=>", "();", "};", "select ", "function(")
-REASONING = ("step by step", "step-by-step", "explain why", "analy", "trade-off", "tradeoff", "design", "justify",
-             "evaluate", "derive", "proof", "optimi", "debug", "edge case", "critique", "reason")
-OPEN_ENDED = ("write", "story", "poem", "email", "describe", "imagine", "draft", "essay", "blog", "letter", "tone")
+# Cue words, by the kind of work they signal. Matched on whole tokens, or on a token's first
+# five letters for the stems in _STEMS, and on token pairs in _PAIRS.
+_CUES = {
+    "negation": "not except least false incorrect never neither nor without unless cannot",
+    "relational": "than then after before each per remaining twice half times ratio total respectively implies "
+    "therefore because whereas unless until",
+    "math": "equation integral derivative probability solve calculate compute prove theorem matrix function "
+    "polynomial sqrt frac sum product percent average",
+    "code": "def class return import include const var function select print lambda async",
+    "reasoning": "why justify evaluate derive proof critique reason reasons plan design",
+    "open_ended": "write story poem email describe imagine draft essay blog letter tone creative",
+    "first_person": "i me my",
+}
+_STEMS = {"analy": "reasoning", "optim": "reasoning", "strat": "reasoning", "debug": "code", "refac": "code"}
+_PAIRS = {
+    "step by": "reasoning", "trade -": "reasoning", "edge case": "reasoning", "explain why": "reasoning",
+    "how many": "math", "how much": "math", "n '": "negation", "only if": "relational",
+}
+_PART_WORDS = frozenset(["statement", "scenario", "step", "part", "case", "item", "condition"])
+_PART_LABELS = frozenset(["i", "ii", "iii", "iv", "v", "a", "b", "c", "d"])
+_OPERATORS = frozenset("+*/=^<>")
+_SENTENCE_ENDS = frozenset(".!?")
+CUE_OF: dict[str, str] = {word: kind for kind, words in _CUES.items() for word in words.split()}
+KINDS = tuple(_CUES)
 
 DENSE = (
-    "#chars", "#words", "#lines", "#sentences", "#words_per_sentence", "#word_length", "#long_words",
-    "#distinct_words", "#numbers", "#distinct_numbers", "#big_numbers", "#arithmetic", "#symbols", "#questions",
-    "#options", "#numeric_options", "#parts", "#negation", "#relational", "#math", "#code", "#reasoning",
-    "#open_ended", "#first_person",
+    "chars", "words", "lines", "sentences", "words_per_sentence", "word_length", "long_words", "distinct_words",
+    "numbers", "distinct_numbers", "big_numbers", "operators", "symbols", "questions", "options", "numeric_options",
+    "parts", *KINDS,
 )
 
 
-def tokens(text: str) -> list[str]:
-    """Lowercased word, number and punctuation tokens, numbers as shapes; head and tail of a long text."""
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    words: tuple[str, ...]  # distinct tokens, first occurrence first
+    bigrams: tuple[str, ...]  # distinct "a b" pairs of neighbouring tokens
+    dense: dict[str, float]  # raw statistics named as in DENSE
+
+
+def window(text: str) -> str:
+    if len(text) <= HEAD_CHARS + TAIL_CHARS:
+        return text
+    return text[:HEAD_CHARS] + "\n" + text[-TAIL_CHARS:]
+
+
+def raw_tokens(text: str) -> list[str]:
     found = _TOKEN.findall(text.lower())
     if len(found) > MAX_TOKENS:
-        half = MAX_TOKENS // 2
-        found = found[:half] + found[-half:]
-    return [_shape(t) if t[0].isdigit() else t for t in found]
+        found = found[: MAX_TOKENS * 3 // 4] + found[-MAX_TOKENS // 4 :]
+    return found
 
 
-def _shape(number: str) -> str:
-    digits = len(number.split(".", maxsplit=1)[0].replace(",", ""))
-    return f"<n{min(digits, 4)}>" if "." not in number else f"<d{min(digits, 4)}>"
+def shape(token: str) -> str:
+    """A number as its shape: ``<n1>`` .. ``<n4>`` by integer digits, ``<d..>`` with a fraction."""
+    if not token[0].isdigit():
+        return token
+    integer, dot, _ = token.partition(".")
+    return f"<{'d' if dot else 'n'}{min(len(integer.replace(',', '')), 4)}>"
 
 
-def sparse(toks: list[str]) -> set[str]:
-    """The names of the sparse features present."""
-    out = {"w:" + t for t in toks}
-    out.update("b:" + a + " " + b for a, b in zip(toks, toks[1:], strict=False))
-    words = [w for w in dict.fromkeys(toks) if w[0].isalpha() and len(w) > 2][:MAX_CHAR_WORDS]
-    for word in words:
-        padded = " " + word + " "
-        for n in CHAR_GRAMS:
-            out.update("c:" + padded[i : i + n] for i in range(len(padded) - n + 1))
-    return out
+def char_grams(word: str) -> list[str]:
+    """The character 3- to 5-grams of `` word `` (with the spaces), for words of three letters or more."""
+    if len(word) < 3 or not word[0].isalpha():
+        return []
+    padded = f" {word} "
+    return [padded[i : i + n] for n in CHAR_GRAMS for i in range(len(padded) - n + 1)]
 
 
-def _count(text: str, cues: tuple[str, ...]) -> float:
-    return math.log1p(sum(text.count(cue) for cue in cues))
+def analyze(text: str) -> Analysis:
+    part = window(text)
+    raw = raw_tokens(part)
+    toks = [shape(t) for t in raw]
+    counts = Counter(toks)
+    bigrams = [a + " " + b for a, b in pairwise(toks)]
+    dense = _dense(text, part, raw, counts, Counter(bigrams))
+    return Analysis(tuple(counts), tuple(dict.fromkeys(bigrams)), dense)
 
 
-def dense(text: str, toks: list[str]) -> dict[str, float]:
-    """Text statistics, each a float on a log or ratio scale (training standardizes them)."""
-    low = text.lower()
-    words = [t for t in toks if t[0].isalpha()]
-    numbers = [t for t in toks if len(t) > 1 and t[0] == "<"]
-    n_words = max(len(words), 1)
-    sentences = max(len(_SENTENCE_END.findall(text)), 1)
-    lines = [line for line in text.split("\n") if line.strip()]
-    options = len(_OPTION.findall(text))
-    tail = lines[-4:] if options >= 3 else []
-    return {
-        "#chars": math.log1p(len(text)),
-        "#words": math.log1p(len(words)),
-        "#lines": math.log1p(len(lines)),
-        "#sentences": math.log1p(sentences),
-        "#words_per_sentence": math.log1p(len(words) / sentences),
-        "#word_length": sum(map(len, words)) / n_words,
-        "#long_words": sum(len(w) >= 9 for w in words) / n_words,
-        "#distinct_words": len(set(words)) / n_words,
-        "#numbers": math.log1p(len(numbers)),
-        "#distinct_numbers": math.log1p(len(set(_NUMBER.findall(text)))),
-        "#big_numbers": math.log1p(sum(t[2] in "34" for t in numbers)),
-        "#arithmetic": math.log1p(len(_ARITHMETIC.findall(low))),
-        "#symbols": sum(1 for t in toks if len(t) == 1 and not t.isalnum()) / max(len(toks), 1),
-        "#questions": math.log1p(text.count("?")),
-        "#options": math.log1p(options),
-        "#numeric_options": sum(any(c.isdigit() for c in line) for line in tail) / 4.0,
-        "#parts": math.log1p(len(_PART.findall(low))),
-        "#negation": _count(low, NEGATION),
-        "#relational": _count(low, RELATIONAL),
-        "#math": _count(low, MATH),
-        "#code": _count(low, CODE),
-        "#reasoning": _count(low, REASONING),
-        "#open_ended": _count(low, OPEN_ENDED),
-        "#first_person": math.log1p(sum(1 for w in words if w in ("i", "me", "my"))),
+def _dense(text: str, part: str, raw: list[str], counts: Counter[str], pairs: Counter[str]) -> dict[str, float]:
+    cues = dict.fromkeys(KINDS, 0)
+    words = numbers = big = long_words = letters = symbols = operators = ends = 0
+    for tok, k in counts.items():
+        first = tok[0]
+        if first.isalpha():
+            words += k
+            letters += len(tok) * k
+            long_words += k if len(tok) >= 9 else 0
+            kind = CUE_OF.get(tok) or _STEMS.get(tok[:5])
+            if kind is not None:
+                cues[kind] += k
+        elif first == "<" and len(tok) > 1:
+            numbers += k
+            big += k if tok[2] in "34" else 0
+        else:
+            symbols += k
+            operators += k if tok in _OPERATORS else 0
+            ends += k if tok in _SENTENCE_ENDS else 0
+    for pair, k in pairs.items():
+        kind = _PAIRS.get(pair)
+        if kind is not None:
+            cues[kind] += k
+    parts = sum(k for pair, k in pairs.items() if _is_part(pair))
+    options = _OPTION.findall(part)
+    tail = part.rstrip().rsplit("\n", 4)[-4:] if len(options) >= 3 else []
+    distinct_words = sum(1 for tok in counts if tok[0].isalpha())
+    n_words, n_sentences = max(words, 1), max(ends, 1)
+    stats = {
+        "chars": math.log1p(len(text)),
+        "words": math.log1p(words),
+        "lines": math.log1p(text.count("\n")),
+        "sentences": math.log1p(ends),
+        "words_per_sentence": math.log1p(words / n_sentences),
+        "word_length": letters / n_words,
+        "long_words": long_words / n_words,
+        "distinct_words": distinct_words / n_words,
+        "numbers": math.log1p(numbers),
+        "distinct_numbers": math.log1p(len({t for t in raw if t[0].isdigit()})),
+        "big_numbers": math.log1p(big),
+        "operators": math.log1p(operators),
+        "symbols": symbols / max(len(raw), 1),
+        "questions": math.log1p(counts.get("?", 0)),
+        "options": math.log1p(len(options)),
+        "numeric_options": sum(any(c.isdigit() for c in line) for line in tail) / 4.0,
+        "parts": math.log1p(parts),
     }
+    stats.update((kind, math.log1p(n)) for kind, n in cues.items())
+    return stats
+
+
+def _is_part(pair: str) -> bool:
+    first, _, second = pair.partition(" ")
+    return first in _PART_WORDS and (second in _PART_LABELS or second.startswith("<n"))

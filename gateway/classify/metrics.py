@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +84,7 @@ def evaluate(scores: Sequence[float], weak: Sequence[float], strong: Sequence[fl
     if total <= 0:
         nan = math.nan
         return RouterMetrics(n, q_weak, q_strong, nan, nan, nan, first_reach(points, n * (0.95 * q_strong - q_weak)))
-    area = math.fsum((c1 - c0) * (g0 + g1) / 2 for (c0, g0), (c1, g1) in zip(points, points[1:], strict=False))
+    area = math.fsum((c1 - c0) * (g0 + g1) / 2 for (c0, g0), (c1, g1) in pairwise(points))
     return RouterMetrics(
         n=n,
         q_weak=q_weak,

@@ -129,16 +129,36 @@ class DataClassSpec(Strict):
 
 
 class Thresholds(Strict):
-    """Complexity score at or above which a request is ``standard`` / ``complex``."""
+    """Complexity score at or above which a request is ``standard`` / ``complex``.
+
+    Either boundary may instead be a target share of traffic: ``strong_share`` (the share that
+    reaches ``complex``) and ``standard_share`` (the share at ``standard``). The policy loader turns
+    shares into scores from the router's calibration curve, so routing stays a plain compare.
+    """
 
     standard: float = Field(0.35, ge=0, le=1)
     complex: float = Field(0.65, ge=0, le=1)
+    strong_share: float | None = Field(None, ge=0, le=1)
+    standard_share: float | None = Field(None, ge=0, le=1)
 
     @model_validator(mode="after")
     def _ordered(self) -> Thresholds:
-        if self.complex < self.standard:
+        given = self.model_fields_set
+        if self.strong_share is not None and "complex" in given:
+            raise ValueError("give either complex or strong_share, not both")
+        if self.standard_share is not None and "standard" in given:
+            raise ValueError("give either standard or standard_share, not both")
+        if self.standard_share is not None and self.strong_share is None:
+            raise ValueError("standard_share needs strong_share for the boundary above it")
+        if (self.strong_share or 0.0) + (self.standard_share or 0.0) > 1.0:
+            raise ValueError("strong_share + standard_share must not exceed 1")
+        if self.strong_share is None and self.standard_share is None and self.complex < self.standard:
             raise ValueError("complex threshold must be >= standard threshold")
         return self
+
+    @property
+    def by_share(self) -> bool:
+        return self.strong_share is not None or self.standard_share is not None
 
 
 class RouteSpec(Strict):

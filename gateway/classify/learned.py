@@ -1,0 +1,191 @@
+"""The learned complexity router: a sparse linear model over text features, calibrated to [0, 1].
+
+Pure: the model is a frozen value (built by ``from_json`` from the shipped artifact) and scoring one
+request is dictionary lookups and a sum. The raw linear score is mapped through the calibration
+curve recorded at training time, so a score of 0.7 means "more complex than 70% of the calibration
+requests", and a target share of strong-model traffic is a plain threshold (``threshold_for_share``).
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import pairwise
+from types import MappingProxyType
+from typing import Any
+
+from gateway.classify import heuristic
+from gateway.classify.base import Complexity
+from gateway.classify.features import DENSE, Analysis, analyze, char_grams
+from gateway.request import ChatRequest
+
+FORMAT = "switchyard-router"
+VERSION = 1
+TOP_FEATURES = 6
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """Raw scores at evenly spaced quantiles (0, 1/k, ..., 1) of the calibration requests."""
+
+    knots: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.knots) < 2 or any(b < a for a, b in pairwise(self.knots)):
+            raise ValueError("calibration knots must be at least two non-decreasing numbers")
+
+    def score(self, raw: float) -> float:
+        """The calibration CDF at ``raw``, linear between knots, clipped to [0, 1]."""
+        knots, last = self.knots, len(self.knots) - 1
+        if raw <= knots[0]:
+            return 0.0
+        if raw >= knots[last]:
+            return 1.0
+        i = bisect.bisect_right(knots, raw) - 1
+        low, high = knots[i], knots[i + 1]
+        return (i + (raw - low) / (high - low if high > low else 1.0)) / last
+
+    def threshold_for_share(self, share: float) -> float:
+        """The score at or above which ``share`` of the calibration requests lie."""
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"a share must be between 0 and 1, got {share}")
+        last = len(self.knots) - 1
+        position = (1.0 - share) * last
+        i = min(int(position), last - 1)
+        raw = self.knots[i] + (self.knots[i + 1] - self.knots[i]) * (position - i)
+        return round(self.score(raw), 6)
+
+
+@dataclass(frozen=True, slots=True)
+class RouterModel:
+    words: Mapping[str, float]  # per distinct token: its own weight plus its character grams'
+    grams: Mapping[str, float]  # character-gram weights, for tokens not in ``words``
+    bigrams: Mapping[str, float]
+    dense_mean: Mapping[str, float]
+    dense_scale: Mapping[str, float]
+    dense_weight: Mapping[str, float]
+    bias: float
+    calibration: Calibration
+    prior_weight: float = 0.0  # weight of the transparent heuristic's terms (cues the data cannot teach)
+    training: Mapping[str, Any] = field(default_factory=dict)  # provenance: data, parameters, seed
+
+    def word_weight(self, word: str) -> float:
+        weight = self.words.get(word)
+        if weight is not None:
+            return weight
+        grams = self.grams
+        return sum(grams.get(gram, 0.0) for gram in char_grams(word))
+
+    def contributions(self, analysis: Analysis, request: ChatRequest) -> list[tuple[str, float]]:
+        """Every non-zero term of the raw score, named (``word:prove``, ``pair:step by``, ``chars``,
+        ``prior:tools``): the learned text terms plus the weighted heuristic prior."""
+        prior = self.prior_weight
+        terms = [
+            ("prior:" + name, prior * heuristic.WEIGHTS[name] * value)
+            for name, value in heuristic.features(request).items()
+            if value and prior
+        ]
+        if request.prompt_tokens_estimate < BRIEF_TOKENS:  # the data has no requests this short to learn from
+            terms.append(("prior:brief", BRIEF_WEIGHT * (1.0 - request.prompt_tokens_estimate / BRIEF_TOKENS)))
+        terms.extend(("word:" + w, c) for w in analysis.words if (c := self.word_weight(w)))
+        bigrams = self.bigrams
+        terms.extend(("pair:" + b, c) for b in analysis.bigrams if (c := bigrams.get(b, 0.0)))
+        terms.extend(
+            (name, self.dense_weight[name] * clip((value - self.dense_mean[name]) / self.dense_scale[name]))
+            for name, value in analysis.dense.items()
+        )
+        return terms
+
+    def raw(self, analysis: Analysis, request: ChatRequest) -> float:
+        offset = self.prior_weight * heuristic.BIAS
+        return self.bias + offset + math.fsum(c for _, c in self.contributions(analysis, request))
+
+
+BRIEF_TOKENS, BRIEF_WEIGHT = 16, -1.0  # a request of a few tokens is easy, whatever its words
+DENSE_CLIP = 2.0  # standardized text statistics are clipped, so odd requests do not extrapolate wildly
+
+
+def clip(z: float) -> float:
+    return -DENSE_CLIP if z < -DENSE_CLIP else DENSE_CLIP if z > DENSE_CLIP else z
+
+
+class LearnedClassifier:
+    name = "learned"
+
+    def __init__(self, model: RouterModel) -> None:
+        self.model = model
+
+    def classify(self, request: ChatRequest) -> Complexity:
+        model = self.model
+        terms = model.contributions(analyze(request.text), request)
+        raw = model.bias + model.prior_weight * heuristic.BIAS + math.fsum(c for _, c in terms)
+        top = heapq.nlargest(TOP_FEATURES, terms, key=lambda term: abs(term[1]))
+        features = MappingProxyType({"raw": round(raw, 4), "terms": float(len(terms))})
+        return Complexity(
+            round(model.calibration.score(raw), 6),
+            features,
+            tuple((name, round(c, 4)) for name, c in top),
+            self.name,
+        )
+
+
+def from_json(data: Mapping[str, Any]) -> RouterModel:
+    """The model from the artifact's parsed JSON; ``ValueError`` naming what is wrong."""
+    if data.get("format") != FORMAT or data.get("version") != VERSION:
+        raise ValueError(f"not a {FORMAT} artifact of version {VERSION}")
+    dense = data["dense"]
+    missing = [name for name in DENSE if name not in dense["weight"]]
+    if missing:
+        raise ValueError(f"the artifact lacks dense features {missing}; retrain with `gateway router train`")
+    return RouterModel(
+        words=MappingProxyType(_floats(data["words"])),
+        grams=MappingProxyType(_floats(data["grams"])),
+        bigrams=MappingProxyType(_floats(data["bigrams"])),
+        dense_mean=MappingProxyType(_floats(dense["mean"])),
+        dense_scale=MappingProxyType(_floats(dense["scale"])),
+        dense_weight=MappingProxyType(_floats(dense["weight"])),
+        bias=float(data["bias"]),
+        prior_weight=float(data.get("prior_weight", 0.0)),
+        calibration=Calibration(tuple(float(k) for k in data["calibration"]["raw"])),
+        training=MappingProxyType(dict(data.get("training", {}))),
+    )
+
+
+def to_json(model: RouterModel) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "bias": model.bias,
+        "prior_weight": model.prior_weight,
+        "dense": {
+            "mean": dict(model.dense_mean),
+            "scale": dict(model.dense_scale),
+            "weight": dict(model.dense_weight),
+        },
+        "calibration": {"raw": list(model.calibration.knots)},
+        "training": dict(model.training),
+        "words": dict(model.words),
+        "bigrams": dict(model.bigrams),
+        "grams": dict(model.grams),
+    }
+
+
+def _floats(values: Mapping[str, Any]) -> dict[str, float]:
+    return {str(k): float(v) for k, v in values.items()}
+
+
+def quantile_knots(values: Sequence[float], weights: Sequence[float], count: int = 101) -> tuple[float, ...]:
+    """Weighted quantiles of ``values`` at 0, 1/(count-1), ..., 1 (the calibration curve)."""
+    pairs = sorted(zip(values, weights, strict=True))
+    total = math.fsum(w for _, w in pairs)
+    knots, cumulative, j = [], 0.0, 0
+    for k in range(count):
+        target = total * k / (count - 1)
+        while j < len(pairs) - 1 and cumulative + pairs[j][1] < target:
+            cumulative += pairs[j][1]
+            j += 1
+        knots.append(pairs[j][0])
+    return tuple(knots)
