@@ -90,6 +90,7 @@ def test_budget_overshoots_by_at_most_one_estimate(replicas: tuple[Served, Serve
             break
         time.sleep(0.05)  # settlement runs right after the response is sent; let it land before the next one
     spent = _spent(tmp_path)
+    print(f"budget $0.0005: spent ${spent:.6f}, overshoot ${max(spent - 0.0005, 0):.6f}, one estimate ${estimate:.6f}")
     assert 0.0005 - estimate <= spent <= 0.0005 + estimate, (spent, estimate)
 
 
