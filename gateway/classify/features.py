@@ -16,11 +16,13 @@ at most ``MAX_TOKENS`` tokens of it; only the character length is read from the 
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
 import re
 from collections import Counter
 from dataclasses import dataclass
-from itertools import pairwise
+from itertools import compress, pairwise
 
 HEAD_CHARS, TAIL_CHARS = 2400, 800
 MAX_TOKENS = 512
@@ -51,6 +53,12 @@ _PART_WORDS = frozenset(["statement", "scenario", "step", "part", "case", "item"
 _PART_LABELS = frozenset(["i", "ii", "iii", "iv", "v", "a", "b", "c", "d"])
 _OPERATORS = frozenset("+*/=^<>")
 _SENTENCE_ENDS = frozenset(".!?")
+_SHAPES = tuple(f"<{kind}{digits}>" for kind in "nd" for digits in range(1, 5))  # every value of shape()
+_BIG_SHAPES = tuple(s for s in _SHAPES if s[2] in "34")
+_PART_FOLLOWERS = (*sorted(_PART_LABELS), "<n1>", "<n2>", "<n3>", "<n4>")
+_LONG_WORD = 9
+_FIRST5 = operator.itemgetter(slice(0, 5))
+_DIGIT = re.compile("[0-9]")
 CUE_OF: dict[str, str] = {word: kind for kind, words in _CUES.items() for word in words.split()}
 KINDS = tuple(_CUES)
 
@@ -81,6 +89,7 @@ def raw_tokens(text: str) -> list[str]:
     return found
 
 
+@functools.lru_cache(maxsize=4096)
 def shape(token: str) -> str:
     """A number as its shape: ``<n1>`` .. ``<n4>`` by integer digits, ``<d..>`` with a fraction."""
     if not token[0].isdigit():
@@ -100,40 +109,46 @@ def char_grams(word: str) -> list[str]:
 def analyze(text: str) -> Analysis:
     part = window(text)
     raw = raw_tokens(part)
-    toks = [shape(t) for t in raw]
+    if part.isascii() and _DIGIT.search(part) is None:
+        toks = raw  # no number to shape
+    else:
+        toks = [t if "a" <= t[0] <= "z" else shape(t) for t in raw]
     counts = Counter(toks)
-    bigrams = [a + " " + b for a, b in pairwise(toks)]
-    dense = _dense(text, part, raw, counts, Counter(bigrams))
-    return Analysis(tuple(counts), tuple(dict.fromkeys(bigrams)), dense)
+    pairs = Counter(map(" ".join, pairwise(toks)))
+    dense = _dense(text, part, raw, counts, pairs)
+    return Analysis(tuple(counts), tuple(pairs), dense)
 
 
 def _dense(text: str, part: str, raw: list[str], counts: Counter[str], pairs: Counter[str]) -> dict[str, float]:
+    # Counted with C-level map/filter over the distinct tokens, not a Python loop: this is the hot path.
+    # Tokens are letters (``str.isalpha``), number shapes (_SHAPES) or single symbols.
+    get = counts.get
+    alpha = list(filter(str.isalpha, counts))
+    freq = list(map(counts.__getitem__, alpha))
+    lengths = list(map(len, alpha))
+    words, distinct_words = sum(freq), len(alpha)
+    letters = sum(map(operator.mul, lengths, freq))
+    long_words = sum(compress(freq, map((_LONG_WORD - 1).__lt__, lengths)))
+    numbers = sum(get(s, 0) for s in _SHAPES)
+    big = sum(get(s, 0) for s in _BIG_SHAPES)
+    symbols = len(raw) - words - numbers
+    operators = sum(get(s, 0) for s in _OPERATORS)
+    ends = sum(get(s, 0) for s in _SENTENCE_ENDS)
     cues = dict.fromkeys(KINDS, 0)
-    words = numbers = big = long_words = letters = symbols = operators = ends = 0
-    for tok, k in counts.items():
-        first = tok[0]
-        if first.isalpha():
-            words += k
-            letters += len(tok) * k
-            long_words += k if len(tok) >= 9 else 0
-            kind = CUE_OF.get(tok) or _STEMS.get(tok[:5])
-            if kind is not None:
-                cues[kind] += k
-        elif first == "<" and len(tok) > 1:
-            numbers += k
-            big += k if tok[2] in "34" else 0
-        else:
-            symbols += k
-            operators += k if tok in _OPERATORS else 0
-            ends += k if tok in _SENTENCE_ENDS else 0
-    for pair, k in pairs.items():
-        kind = _PAIRS.get(pair)
-        if kind is not None:
+    for tok in CUE_OF.keys() & counts.keys():
+        cues[CUE_OF[tok]] += counts[tok]
+    for tok in compress(alpha, map(_STEMS.__contains__, map(_FIRST5, alpha))):
+        if tok not in CUE_OF:
+            cues[_STEMS[tok[:5]]] += counts[tok]
+    for pair, kind in _PAIRS.items():
+        k = pairs.get(pair)
+        if k:
             cues[kind] += k
-    parts = sum(k for pair, k in pairs.items() if _is_part(pair))
+    parts = 0
+    for word in _PART_WORDS.intersection(counts):
+        parts += sum(pairs.get(word + " " + label, 0) for label in _PART_FOLLOWERS)
     options = _OPTION.findall(part)
     tail = part.rstrip().rsplit("\n", 4)[-4:] if len(options) >= 3 else []
-    distinct_words = sum(1 for tok in counts if tok[0].isalpha())
     n_words, n_sentences = max(words, 1), max(ends, 1)
     stats = {
         "chars": math.log1p(len(text)),
@@ -145,7 +160,7 @@ def _dense(text: str, part: str, raw: list[str], counts: Counter[str], pairs: Co
         "long_words": long_words / n_words,
         "distinct_words": distinct_words / n_words,
         "numbers": math.log1p(numbers),
-        "distinct_numbers": math.log1p(len({t for t in raw if t[0].isdigit()})),
+        "distinct_numbers": math.log1p(len({t for t in raw if t[0].isdigit()}) if numbers else 0),
         "big_numbers": math.log1p(big),
         "operators": math.log1p(operators),
         "symbols": symbols / max(len(raw), 1),
@@ -156,8 +171,3 @@ def _dense(text: str, part: str, raw: list[str], counts: Counter[str], pairs: Co
     }
     stats.update((kind, math.log1p(n)) for kind, n in cues.items())
     return stats
-
-
-def _is_part(pair: str) -> bool:
-    first, _, second = pair.partition(" ")
-    return first in _PART_WORDS and (second in _PART_LABELS or second.startswith("<n"))

@@ -9,17 +9,18 @@ requests", and a target share of strong-model traffic is a plain threshold (``th
 from __future__ import annotations
 
 import bisect
+import functools
 import heapq
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import pairwise
+from itertools import pairwise, repeat
 from types import MappingProxyType
 from typing import Any
 
 from gateway.classify import heuristic
 from gateway.classify.base import Complexity
-from gateway.classify.features import DENSE, Analysis, analyze, char_grams
+from gateway.classify.features import CHAR_GRAMS, DENSE, Analysis, analyze, char_grams
 from gateway.request import ChatRequest
 
 FORMAT = "switchyard-router"
@@ -82,14 +83,7 @@ class RouterModel:
     def contributions(self, analysis: Analysis, request: ChatRequest) -> list[tuple[str, float]]:
         """Every non-zero term of the raw score, named (``word:prove``, ``pair:step by``, ``chars``,
         ``prior:tools``): the learned text terms plus the weighted heuristic prior."""
-        prior = self.prior_weight
-        terms = [
-            ("prior:" + name, prior * heuristic.WEIGHTS[name] * value)
-            for name, value in heuristic.features(request).items()
-            if value and prior
-        ]
-        if request.prompt_tokens_estimate < BRIEF_TOKENS:  # the data has no requests this short to learn from
-            terms.append(("prior:brief", BRIEF_WEIGHT * (1.0 - request.prompt_tokens_estimate / BRIEF_TOKENS)))
+        terms = _prior_terms(self.prior_weight, request)
         terms.extend(("word:" + w, c) for w in analysis.words if (c := self.word_weight(w)))
         bigrams = self.bigrams
         terms.extend(("pair:" + b, c) for b in analysis.bigrams if (c := bigrams.get(b, 0.0)))
@@ -112,24 +106,130 @@ def clip(z: float) -> float:
     return -DENSE_CLIP if z < -DENSE_CLIP else DENSE_CLIP if z > DENSE_CLIP else z
 
 
+UNSEEN_CACHE = 16384  # words (not in the artifact) whose character-gram weight is memoised, per classifier
+UNSEEN_PER_REQUEST = 64  # at most this many unseen words of one request are scored from character grams
+
+
 class LearnedClassifier:
+    """Scores requests with ``model``. The same terms and sum as ``RouterModel.contributions``, computed
+    without naming every term (only the strongest few are named) and with plain-dict lookups; the
+    character-gram weight of a word the artifact lacks is memoised (bounded LRU), and at most
+    ``UNSEEN_PER_REQUEST`` such words per request are looked up, so a long text of new words stays cheap."""
+
     name = "learned"
 
     def __init__(self, model: RouterModel) -> None:
         self.model = model
+        self._words = dict(model.words).get  # a mappingproxy's .get is several times slower than a dict's
+        self._bigrams = dict(model.bigrams).get
+        grams = dict(model.grams).get
+        self._dense = {
+            name: (model.dense_mean[name], model.dense_scale[name], model.dense_weight[name]) for name in DENSE
+        }
+        self._offset = model.bias + model.prior_weight * heuristic.BIAS
+
+        @functools.lru_cache(maxsize=UNSEEN_CACHE)
+        def unseen(word: str) -> float:  # == sum(grams.get(g, 0.0) for g in char_grams(word)), in C-level maps
+            if len(word) < 3 or not word[0].isalpha():
+                return 0.0
+            spans = gram_slices(len(word) + 2)
+            return sum(map(grams, map(f" {word} ".__getitem__, spans), repeat(0.0, len(spans))))
+
+        self._unseen = unseen
 
     def classify(self, request: ChatRequest) -> Complexity:
         model = self.model
-        terms = model.contributions(analyze(request.text), request)
-        raw = model.bias + model.prior_weight * heuristic.BIAS + math.fsum(c for _, c in terms)
-        top = heapq.nlargest(TOP_FEATURES, terms, key=lambda term: abs(term[1]))
-        features = MappingProxyType({"raw": round(raw, 4), "terms": float(len(terms))})
+        analysis = analyze(request.text)
+        prior = _prior_terms(model.prior_weight, request)
+        words = analysis.words
+        found = list(map(self._words, words))
+        word_c: list[float] = self._fill_unseen(words, found) if None in found else found  # type: ignore[assignment]
+        pair_c = list(map(self._bigrams, analysis.bigrams, repeat(0.0, len(analysis.bigrams))))
+        dense = self._dense
+        dense_terms = [
+            (name, dense[name][2] * clip((value - dense[name][0]) / dense[name][1]))
+            for name, value in analysis.dense.items()
+        ]
+        values = [c for _, c in prior]
+        values += word_c
+        values += pair_c
+        values += [c for _, c in dense_terms]
+        raw = self._offset + math.fsum(values)
+        n_terms = len(values) - word_c.count(0.0) - pair_c.count(0.0)
+        top = self._top(values, prior, words, analysis.bigrams, dense_terms)
+        if top is None:  # fewer than TOP_FEATURES non-zero terms: name them the plain way
+            terms = model.contributions(analysis, request)
+            top = heapq.nlargest(TOP_FEATURES, terms, key=lambda term: abs(term[1]))
+        features = MappingProxyType({"raw": round(raw, 4), "terms": float(n_terms)})
         return Complexity(
             round(model.calibration.score(raw), 6),
             features,
             tuple((name, round(c, 4)) for name, c in top),
             self.name,
         )
+
+    def _fill_unseen(self, words: Sequence[str], weights: list[float | None]) -> list[float]:
+        budget, unseen, out = UNSEEN_PER_REQUEST, self._unseen, []
+        for word, weight in zip(words, weights, strict=True):
+            if weight is not None:
+                out.append(weight)
+            else:
+                out.append(unseen(word) if budget > 0 else 0.0)
+                budget -= 1
+        return out
+
+    @staticmethod
+    def _top(
+        values: list[float],
+        prior: list[tuple[str, float]],
+        words: Sequence[str],
+        bigrams: Sequence[str],
+        dense_terms: list[tuple[str, float]],
+    ) -> list[tuple[str, float]] | None:
+        """The ``TOP_FEATURES`` largest terms by magnitude, ties in term order (as ``heapq.nlargest``)."""
+        if len(values) < 2 * TOP_FEATURES:
+            return None
+        ordered = sorted(values)  # the largest magnitudes are among the TOP_FEATURES lowest and highest values
+        ends = ordered[:TOP_FEATURES] + ordered[-TOP_FEATURES:]
+        cut = sorted(map(abs, ends), reverse=True)[TOP_FEATURES - 1]
+        if cut == 0.0:
+            return None
+        picked = {x for x in ends if abs(x) >= cut}
+        if any(bisect.bisect_right(ordered, x) - bisect.bisect_left(ordered, x) > 1 for x in picked):
+            return None  # a repeated value: ties are ordered by position, which the plain way does
+        first = dict(zip(reversed(values), range(len(values) - 1, -1, -1), strict=True))  # value -> position
+        chosen = sorted((first[x] for x in picked), key=lambda i: (-abs(values[i]), i))
+        n_prior, n_words, n_pairs = len(prior), len(words), len(bigrams)
+        top = []
+        for i in chosen[:TOP_FEATURES]:
+            if i < n_prior:
+                top.append(prior[i])
+                continue
+            j = i - n_prior
+            if j < n_words:
+                top.append(("word:" + words[j], values[i]))
+            elif j < n_words + n_pairs:
+                top.append(("pair:" + bigrams[j - n_words], values[i]))
+            else:
+                top.append(dense_terms[j - n_words - n_pairs])
+        return top
+
+
+@functools.lru_cache(maxsize=256)
+def gram_slices(size: int) -> tuple[slice, ...]:
+    """The slices of a padded word of ``size`` characters that ``char_grams`` takes, in its order."""
+    return tuple(slice(i, i + n) for n in CHAR_GRAMS for i in range(size - n + 1))
+
+
+def _prior_terms(prior: float, request: ChatRequest) -> list[tuple[str, float]]:
+    terms = [
+        ("prior:" + name, prior * heuristic.WEIGHTS[name] * value)
+        for name, value in heuristic.features(request).items()
+        if value and prior
+    ]
+    if request.prompt_tokens_estimate < BRIEF_TOKENS:  # the data has no requests this short to learn from
+        terms.append(("prior:brief", BRIEF_WEIGHT * (1.0 - request.prompt_tokens_estimate / BRIEF_TOKENS)))
+    return terms
 
 
 def from_json(data: Mapping[str, Any]) -> RouterModel:

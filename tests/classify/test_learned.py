@@ -102,3 +102,41 @@ def test_the_loader_resolves_shares_from_the_calibration() -> None:
     assert auto.complex == calibration.threshold_for_share(auto.strong_share)
     assert auto.standard == calibration.threshold_for_share(auto.strong_share + auto.standard_share)
     assert 0.0 < auto.standard < auto.complex < 1.0
+
+
+def test_the_fast_scorer_matches_the_reference_sum_of_named_terms() -> None:
+    """``classify`` sums the same terms as ``RouterModel.contributions`` and names the same strongest ones."""
+    import heapq
+
+    from gateway.classify.features import analyze
+
+    model = load_router_model()
+    classifier = LearnedClassifier(model)
+    texts = [
+        EASY, HARD, "", "hi", "1 + 1 = ?", "x" * 20000,
+        "x² + y³ = é 12,345.6 and 3.14; statement ii, case 4, part b " * 40,
+        "Qwertzuiop flibbertigibbet zyxwvut " * 10, "Which planet is largest?\nA. Mars\nB. Jupiter\nC. Venus\nD. Earth",
+    ]
+    for text in texts:
+        request = chat(text)
+        result = classifier.classify(request)  # type: ignore[arg-type]
+        terms = model.contributions(analyze(request.text), request)  # type: ignore[attr-defined]
+        raw = model.raw(analyze(request.text), request)  # type: ignore[attr-defined]
+        assert result.features["raw"] == round(raw, 4)
+        assert result.score == round(model.calibration.score(raw), 6)
+        assert result.features["terms"] == len(terms)
+        top = heapq.nlargest(6, terms, key=lambda term: abs(term[1]))
+        assert result.top == tuple((name, round(c, 4)) for name, c in top)
+
+
+def test_unseen_words_are_memoised_and_bounded_per_request() -> None:
+    from gateway.classify import learned
+
+    classifier = LearnedClassifier(load_router_model())
+    fresh = " ".join(f"zq{chr(97 + i % 26)}{chr(97 + i // 26 % 26)}x" for i in range(300))
+    result = classifier.classify(chat(fresh))  # type: ignore[arg-type]
+    assert 0.0 <= result.score <= 1.0
+    info = classifier._unseen.cache_info()
+    assert info.currsize == learned.UNSEEN_PER_REQUEST  # only the first words of a flood get character grams
+    classifier.classify(chat(fresh))  # type: ignore[arg-type]
+    assert classifier._unseen.cache_info().hits >= learned.UNSEEN_PER_REQUEST
