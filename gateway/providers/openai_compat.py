@@ -80,12 +80,12 @@ class OpenAICompatibleProvider:
 async def _sse_json(target: Target, response: httpx.Response) -> AsyncIterator[Json]:
     done = False
     async for line in response.aiter_lines():
-        if not line.startswith("data:"):
+        if done or not line.startswith("data:"):
             continue
         data = line[5:].strip()
         if data == "[DONE]":
             done = True
-            break
+            continue  # read to the end of the body, so the connection goes back to the pool
         try:
             chunk = orjson.loads(data)
         except orjson.JSONDecodeError:
