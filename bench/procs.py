@@ -110,11 +110,16 @@ class Server:
 def spawn(
     argv: Sequence[str], env: Mapping[str, str] | None = None, log: Path | None = None, cwd: Path | None = None
 ) -> subprocess.Popen[bytes]:
-    out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - the child owns it
-    return subprocess.Popen(
-        list(argv), env=dict(env) if env is not None else None, stdout=out, stderr=subprocess.STDOUT, cwd=cwd,
-        start_new_session=True,
-    )
+    """Start ``argv`` in its own session (so ``stop`` ends its whole process group), output to ``log``."""
+    out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - closed below, the child keeps its copy
+    try:
+        return subprocess.Popen(
+            list(argv), env=dict(env) if env is not None else None, stdout=out, stderr=subprocess.STDOUT, cwd=cwd,
+            start_new_session=True,
+        )
+    finally:
+        if log:
+            out.close()  # type: ignore[union-attr]
 
 
 def stop(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:

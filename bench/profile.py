@@ -41,10 +41,11 @@ def py_spy() -> Path:
 def run(args: argparse.Namespace) -> None:
     binary = py_spy()
     upstream = targets.start_upstream()
-    if args.profile_target == "gateway":
-        server = targets.start_gateway(upstream, args.policies, gateway_spec(args))
-    else:
-        server = targets.start_floor(upstream, "httpx" if args.profile_target == "floor-httpx" else "aiohttp")
+    try:
+        server = _start(args, upstream)
+    except BaseException:
+        upstream.stop()
+        raise
     try:
         for mode in args.modes:
             scenario = Scenario(0.0, mode == "stream", args.concurrency[0], args.chunks, args.chunk_gap_ms)
@@ -55,6 +56,12 @@ def run(args: argparse.Namespace) -> None:
     finally:
         server.stop()
         upstream.stop()
+
+
+def _start(args: argparse.Namespace, upstream: Server) -> Server:
+    if args.profile_target == "gateway":
+        return targets.start_gateway(upstream, args.policies, gateway_spec(args))
+    return targets.start_floor(upstream, "httpx" if args.profile_target == "floor-httpx" else "aiohttp")
 
 
 def record(binary: Path, server: Server, upstream: Server, scenario: Scenario, seconds: float) -> Path:

@@ -120,8 +120,9 @@ def scenarios(args: argparse.Namespace) -> list[Scenario]:
     ]
 
 
-def start_servers(args: argparse.Namespace, upstream: Server) -> list[Server]:
-    servers = [targets.start_gateway(upstream, args.policies, gateway_spec(args))]
+def start_servers(args: argparse.Namespace, upstream: Server, servers: list[Server]) -> None:
+    """Start the gateway and the others into ``servers`` (so the caller can stop them if a later one fails)."""
+    servers.append(targets.start_gateway(upstream, args.policies, gateway_spec(args)))
     print(f"gateway ready in {servers[0].started_in:.2f} s (first successful auto request)", flush=True)
     if "floor" in args.compare:
         servers.append(targets.start_floor(upstream, "aiohttp"))
@@ -131,7 +132,6 @@ def start_servers(args: argparse.Namespace, upstream: Server) -> list[Server]:
         print(f"starting LiteLLM's proxy {targets.LITELLM_VERSION} ...", flush=True)
         servers.append(targets.start_litellm(upstream))
         print(f"LiteLLM ready in {servers[-1].started_in:.2f} s (first successful request)", flush=True)
-    return servers
 
 
 def target_list(args: argparse.Namespace, upstream: Server, servers: list[Server]) -> list[Target]:
@@ -167,16 +167,18 @@ def matrix(args: argparse.Namespace) -> None:
     upstream = targets.start_upstream()
     servers: list[Server] = []
     try:
-        servers = start_servers(args, upstream)
-        started = time.monotonic()
-        cells = run_matrix(args, upstream, target_list(args, upstream, servers))
-        elapsed = time.monotonic() - started
-        peaks = {s.name: hwm_mb(s.pid) for s in servers}
+        try:
+            start_servers(args, upstream, servers)
+            started = time.monotonic()
+            cells = run_matrix(args, upstream, target_list(args, upstream, servers))
+            elapsed = time.monotonic() - started
+            peaks = {s.name: hwm_mb(s.pid) for s in servers}
+        finally:
+            for server in servers:
+                server.stop()
+        extra = after_matrix(args, upstream, servers)
     finally:
-        for server in servers:
-            server.stop()
-    extra = after_matrix(args, upstream, servers)
-    upstream.stop()
+        upstream.stop()
     summary(args, header, cells, peaks, servers, extra, elapsed)
 
 
@@ -238,6 +240,8 @@ def summary(
 
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
+    if args.gateway_ref:  # resolved once: HEAD may move while a run is under way
+        args.gateway_ref = _git("rev-parse", "--verify", args.gateway_ref + "^{commit}") or args.gateway_ref
     if args.soak:
         from bench import soak
 

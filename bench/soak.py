@@ -56,7 +56,11 @@ async def _drive(gateway: Server, seconds: float, concurrency: int) -> loadgen.R
 
 def run(args: argparse.Namespace) -> None:
     upstream = targets.start_upstream()
-    gateway = targets.start_gateway(upstream, args.policies, gateway_spec(args))
+    try:
+        gateway = targets.start_gateway(upstream, args.policies, gateway_spec(args))
+    except BaseException:
+        upstream.stop()
+        raise
     try:
         configure_upstream(upstream, Scenario(0.0, False, args.soak_concurrency, args.chunks, args.chunk_gap_ms))
         cpu_before = cpu_seconds(gateway.pid)

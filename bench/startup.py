@@ -66,7 +66,7 @@ def network_checks(upstream: Server, policies: Path, spec: targets.GatewaySpec) 
                  "DEEPSEEK_API_KEY": "sk-fake"}
     return [
         _traced("bench policy", policies, spec.env(upstream), request=True),
-        _traced("example policies with provider keys set", targets.REPO / "policies",
+        _traced("example policies with provider keys set", spec.example_policies(),
                 {**spec.env(upstream), **fake_keys}, request=False),
     ]
 

@@ -38,6 +38,10 @@ class GatewaySpec:
             env["PYTHONPATH"] = str(snapshot(self.ref))
         return env
 
+    def example_policies(self) -> Path:
+        """The example policies that go with this gateway code (their schema moves with it)."""
+        return snapshot(self.ref) / "policies" if self.ref else REPO / "policies"
+
     def describe(self) -> str:
         where = f"snapshot of {self.ref} ({_rev(self.ref)})" if self.ref else "working tree"
         return f"{where}; serve args: {' '.join(self.args) or '(defaults)'}"
@@ -49,11 +53,12 @@ def _rev(ref: str) -> str:
 
 
 def snapshot(ref: str) -> Path:
-    """``gateway/`` as of ``ref``, exported once to bench/.logs/gateway-<sha>/, put first on PYTHONPATH."""
+    """``gateway/`` (and the example ``policies/``) as of ``ref``, exported once to bench/.logs/gateway-<sha>/."""
     path = _logs() / f"gateway-{_rev(ref)}"
-    if not (path / "gateway").is_dir():
+    if not (path / "policies").is_dir():
         path.mkdir(parents=True, exist_ok=True)
-        archive = subprocess.run(["git", "archive", ref, "gateway"], capture_output=True, cwd=REPO, check=True)
+        argv = ["git", "archive", ref, "gateway", "policies"]
+        archive = subprocess.run(argv, capture_output=True, cwd=REPO, check=True)
         subprocess.run(["tar", "-x", "-C", str(path)], input=archive.stdout, check=True)
     return path
 
