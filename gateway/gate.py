@@ -7,6 +7,7 @@ at most every ``refresh_seconds`` for ranking; the breaker itself is checked on 
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections import deque
@@ -14,6 +15,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from gateway.policy.guards_schema import BreakerSpec
 from gateway.policy.policy_set import Deployment, PolicySet
 from gateway.state.base import BreakerPolicy, Limit, StateUnavailable, Store
 
@@ -38,7 +40,12 @@ class _Recent:
 
 
 def breaker_policy(policy: PolicySet) -> BreakerPolicy:
-    spec = policy.state.breaker
+    return _breaker_policy(policy.state.breaker)
+
+
+@functools.lru_cache(maxsize=8)
+def _breaker_policy(spec: BreakerSpec) -> BreakerPolicy:
+    """Built once per policy's breaker settings, not on each of the calls a request makes."""
     return BreakerPolicy(spec.failures, spec.window_seconds, spec.failure_rate, spec.min_calls, spec.cooldown_seconds)
 
 

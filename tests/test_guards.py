@@ -92,11 +92,12 @@ def test_a_deployment_at_its_concurrency_cap_is_skipped(gateway: str, upstreams:
     )
 
 
-def test_a_deployment_at_its_rpm_cap_is_skipped_never_for_a_denied_one(gateway: str, upstreams: Upstreams) -> None:
+def test_a_deployment_at_its_rpm_cap_is_skipped_for_the_next_allowed_one(gateway: str, upstreams: Upstreams) -> None:
     body = {"model": "us-open", "messages": [{"role": "user", "content": "hi"}]}
     assert [post(gateway, "open-key", body).headers["x-gateway-deployment"] for _ in range(2)] == [
         "us-open-a", "us-open-b",
     ]  # fmt: skip
+    assert upstreams.controls["a"].models() == ["us-open"], "the capped deployment got one call this minute"
 
 
 def test_breaker_opens_then_a_single_probe_brings_the_deployment_back(gateway: str, upstreams: Upstreams) -> None:

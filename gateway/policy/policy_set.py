@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 
 from gateway.policy.guards_schema import RateLimits, StateSpec
 from gateway.policy.schema import (
@@ -48,10 +47,3 @@ class PolicySet:
     key_limits: Mapping[str, RateLimits] = field(default_factory=dict)  # key hash -> that key's own limits
     admin_key_hashes: frozenset[str] = frozenset()
     warnings: tuple[str, ...] = ()
-
-    def model_endpoints(self, model_id: str) -> tuple[str, ...]:
-        return self.models[model_id].endpoints
-
-
-def freeze(mapping: Mapping[str, object]) -> MappingProxyType[str, object]:
-    return MappingProxyType(dict(mapping))
