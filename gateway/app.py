@@ -15,8 +15,9 @@ from fastapi import FastAPI
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
 
-from gateway import edge
+from gateway import edge, fastpath
 from gateway.audit import AuditLog
 from gateway.auth import authenticate, is_admin
 from gateway.call import Caller
@@ -49,6 +50,19 @@ class Gateway:
     started: int
 
 
+class GatewayApp(FastAPI):
+    """FastAPI, with the hot endpoints served as plain ASGI ahead of its middleware (gateway/fastpath.py)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and (handler := HOT.get(scope["path"])):
+            gw: Gateway | None = getattr(self.state, "gw", None)
+            if gw is not None:
+                scope["app"] = self
+                await fastpath.serve(handler, gw.routing.policy.revision, gw.metrics.in_flight, scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(
     settings: Settings,
     env: Mapping[str, str] | None = None,
@@ -64,7 +78,7 @@ def create_app(
                 on_ready(app.state.gw)
             yield
 
-    app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app = GatewayApp(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.add_exception_handler(GatewayError, _gateway_error)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected_error)
@@ -149,6 +163,14 @@ async def _embeddings(request: Request) -> Response:
 async def _messages(request: Request) -> Response:
     gw = _gw(request)
     return await messages_endpoint(request, gw.routing, gw.sinks)
+
+
+HOT: dict[str, fastpath.Handler] = {
+    "/v1/chat/completions": _chat,
+    "/v1/completions": _completions,
+    "/v1/embeddings": _embeddings,
+    "/v1/messages": _messages,
+}
 
 
 async def _models(request: Request) -> Response:

@@ -74,7 +74,7 @@ class AuditLog:
         )
 
     def __call__(self, rec: RequestRecord) -> None:
-        self._out.write(orjson.dumps(audit_entry(rec)) + b"\n")
+        self._out.write(orjson.dumps(audit_entry(rec), option=orjson.OPT_APPEND_NEWLINE))
         if not self._owned:
             self._out.flush()
 

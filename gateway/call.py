@@ -8,19 +8,13 @@ that it may still fall back. Its concurrency lease is held until the stream ends
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
-
-from tenacity import (
-    AsyncRetrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    stop_before_delay,
-    wait_random_exponential,
-)
 
 from gateway import shape
 from gateway.errors import RETRYABLE, AllCandidatesFailed, UpstreamBadResponse, UpstreamError
@@ -134,29 +128,32 @@ class Caller:
         once: Callable[[Deployment, Target], Awaitable[T]],
         attempts: list[Attempt],
     ) -> T:
-        retrying = AsyncRetrying(
-            retry=retry_if_exception_type(RETRYABLE),
-            stop=stop_after_attempt(dep.spec.max_retries + 1) | stop_before_delay(max(deadline - time.monotonic(), 0)),
-            wait=wait_random_exponential(multiplier=self.backoff_seconds, max=2.0),
-            reraise=True,
-        )
-        async for attempt in retrying:
-            with attempt:
-                started = time.monotonic()
-                try:
-                    result = await once(dep, self._target(dep, deadline - started))
-                except UpstreamError as exc:
-                    elapsed = time.monotonic() - started
-                    log.warning("attempt on deployment %s failed: %s", dep.id, exc.code)
-                    attempts.append(Attempt(dep.id, f"{exc.code}: {exc.message}", elapsed, exc.code or "error"))
-                    if exc.retryable:
-                        await self.gate.record(policy, entry, False, elapsed)
-                    raise
+        """Call one deployment, again after a jittered pause on a retryable error, within the deadline.
+
+        A plain loop: tenacity's per-call objects cost 3% of the gateway's CPU in the benchmark's
+        profile, for a policy this small (retry a fixed tuple of errors, full-jitter backoff).
+        """
+        tries = dep.spec.max_retries + 1
+        for number in range(1, tries + 1):
+            started = time.monotonic()
+            try:
+                result = await once(dep, self._target(dep, deadline - started))
+            except UpstreamError as exc:
                 elapsed = time.monotonic() - started
-                attempts.append(Attempt(dep.id, None, elapsed))
-                await self.gate.record(policy, entry, True, elapsed)
-                return result
-        raise AssertionError("unreachable: tenacity reraises the last error")
+                log.warning("attempt on deployment %s failed: %s", dep.id, exc.code)
+                attempts.append(Attempt(dep.id, f"{exc.code}: {exc.message}", elapsed, exc.code or "error"))
+                if exc.retryable:
+                    await self.gate.record(policy, entry, False, elapsed)
+                pause = backoff(number, self.backoff_seconds)
+                if not isinstance(exc, RETRYABLE) or number == tries or time.monotonic() + pause >= deadline:
+                    raise
+                await asyncio.sleep(pause)
+                continue
+            elapsed = time.monotonic() - started
+            attempts.append(Attempt(dep.id, None, elapsed))
+            await self.gate.record(policy, entry, True, elapsed)
+            return result
+        raise AssertionError("unreachable: the last try returns or raises")
 
     def _target(self, dep: Deployment, remaining: float) -> Target:
         spec = dep.spec
@@ -168,6 +165,11 @@ class Caller:
             api_key=self.env.get(spec.api_key_env) if spec.api_key_env else None,
             timeout_seconds=max(min(spec.timeout_seconds, remaining), 0.001),
         )
+
+
+def backoff(number: int, base: float, cap: float = 2.0) -> float:
+    """The pause after try ``number``: full jitter over an exponential ceiling (``base * 2**(number-1)``, capped)."""
+    return random.uniform(0, min(cap, base * 2 ** (number - 1)))
 
 
 def _all_failed(decision: Decision, attempts: list[Attempt]) -> AllCandidatesFailed:

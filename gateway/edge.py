@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
-import uuid
 from typing import Any
 
 import orjson
@@ -21,8 +21,8 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 def request_id(request: Request) -> str:
-    given = request.headers.get("x-request-id", "")
-    rid = given if _REQUEST_ID.match(given) else "req_" + uuid.uuid4().hex
+    given = request.headers.get("x-request-id")
+    rid = given if given and _REQUEST_ID.match(given) else "req_" + os.urandom(16).hex()
     request.state.request_id = rid
     REQUEST_ID.set(rid)
     return rid

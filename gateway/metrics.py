@@ -11,12 +11,14 @@ does it): every process writes its samples there and ``/metrics`` aggregates the
 from __future__ import annotations
 
 import os
+from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 from prometheus_client.exposition import generate_latest
 
 from gateway.record import RequestRecord
 
+M = TypeVar("M", Counter, Histogram)
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 BREAKER_VALUES = {"closed": 0, "half_open": 1, "open": 2}
 OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
@@ -121,6 +123,7 @@ class Metrics:
             "gateway_policy_reloads", "Policy reloads, by outcome (success or failure).", ["outcome"], registry=r
         )
         self._budget_labels: set[tuple[str, str]] = set()
+        self._children: dict[tuple[object, tuple[str, ...]], Any] = {}
         self.reloads.labels("success")
         self.reloads.labels("failure")
 
@@ -146,43 +149,52 @@ class Metrics:
             dep.spec.jurisdiction if dep else "none", dep.id if dep else "none",
             ("true" if dep.spec.self_hosted else "false") if dep else "none", str(rec.status),
         )  # fmt: skip
-        self.requests.labels(*labels).inc()
+        self._child(self.requests, *labels).inc()
         if rec.status >= 400:
-            self.errors.labels(rec.endpoint, rec.route, rec.error_code or "error").inc()
-        self.duration.labels(rec.endpoint, rec.route, rec.tier).observe(rec.seconds)
-        self.overhead.labels(rec.endpoint).observe(rec.overhead_seconds)
+            self._child(self.errors, rec.endpoint, rec.route, rec.error_code or "error").inc()
+        self._child(self.duration, rec.endpoint, rec.route, rec.tier).observe(rec.seconds)
+        self._child(self.overhead, rec.endpoint).observe(rec.overhead_seconds)
         if rec.ttft_seconds is not None and dep is not None:
-            self.ttft.labels(rec.route, dep.id).observe(rec.ttft_seconds)
+            self._child(self.ttft, rec.route, dep.id).observe(rec.ttft_seconds)
         self._attempts(rec)
         for rule in rec.denied_rules:
-            self.denials.labels(rec.tenant, rule).inc()
+            self._child(self.denials, rec.tenant, rule).inc()
         if rec.status == 403 and rec.denied_rules:
-            self.refusals.labels(rec.tenant, rec.route).inc()
+            self._child(self.refusals, rec.tenant, rec.route).inc()
         if rec.error_code == "rate_limit_exceeded" and not rec.attempts:
-            self.rate_limited.labels(rec.tenant).inc()
+            self._child(self.rate_limited, rec.tenant).inc()
         elif rec.error_code == "insufficient_quota":
-            self.budget_rejections.labels(rec.tenant).inc()
+            self._child(self.budget_rejections, rec.tenant).inc()
         if rec.cache is not None:
-            self.cache.labels(rec.tenant, rec.cache).inc()
+            self._child(self.cache, rec.tenant, rec.cache).inc()
         if dep is not None and (rec.input_tokens or rec.output_tokens):
-            self.tokens.labels(rec.tenant, dep.id, "input").inc(rec.input_tokens)
-            self.tokens.labels(rec.tenant, dep.id, "output").inc(rec.output_tokens)
-            self.cost.labels(rec.tenant, rec.route, dep.id).inc(rec.cost_usd)
-            self.counterfactual.labels(rec.tenant, rec.route).inc(rec.counterfactual_cost_usd)
+            self._child(self.tokens, rec.tenant, dep.id, "input").inc(rec.input_tokens)
+            self._child(self.tokens, rec.tenant, dep.id, "output").inc(rec.output_tokens)
+            self._child(self.cost, rec.tenant, rec.route, dep.id).inc(rec.cost_usd)
+            self._child(self.counterfactual, rec.tenant, rec.route).inc(rec.counterfactual_cost_usd)
 
     def _attempts(self, rec: RequestRecord) -> None:
         attempts = rec.attempts
         for index, attempt in enumerate(attempts):
             if attempt.skipped:
-                self.skips.labels(attempt.deployment, attempt.code.removeprefix("skipped_")).inc()
+                self._child(self.skips, attempt.deployment, attempt.code.removeprefix("skipped_")).inc()
                 continue
-            self.upstream.labels(attempt.deployment, attempt.code).observe(attempt.seconds)
+            self._child(self.upstream, attempt.deployment, attempt.code).observe(attempt.seconds)
             if attempt.error is None or index + 1 >= len(attempts):
                 continue
             if attempts[index + 1].deployment == attempt.deployment:
-                self.retries.labels(attempt.deployment, attempt.code).inc()
+                self._child(self.retries, attempt.deployment, attempt.code).inc()
             else:
-                self.fallbacks.labels(rec.route, attempt.deployment, attempt.code).inc()
+                self._child(self.fallbacks, rec.route, attempt.deployment, attempt.code).inc()
+
+    def _child(self, metric: M, *values: str) -> M:
+        """``metric.labels(*values)``, remembered: label values come from configuration, so the set is bounded,
+        and prometheus_client's ``labels()`` checks and locks on every call."""
+        key = (metric, values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
 
     def budgets(self, used: dict[tuple[str, str], float]) -> None:
         for stale in self._budget_labels - used.keys():  # tenants whose budget left the policy

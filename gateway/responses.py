@@ -11,11 +11,12 @@ from collections.abc import Awaitable, Callable, Sequence
 import orjson
 from starlette.background import BackgroundTask
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from gateway import edge, sse
 from gateway.call import Streaming
 from gateway.errors import GatewayError
+from gateway.fastpath import EventStream
 from gateway.normalize import parse_json
 from gateway.observe import Observation, Sink, observed
 from gateway.pipeline import Cached, Routed, Routing, finish, route
@@ -24,7 +25,6 @@ from gateway.request import Endpoint
 from gateway.translate import anthropic_messages as anthropic
 
 JSON = "application/json"
-EVENTS = "text/event-stream"
 NO_CACHE = {"cache-control": "no-cache"}
 Shaper = Callable[[bytes, str], bytes]  # OpenAI answer bytes, model -> the bytes the client gets
 
@@ -66,7 +66,7 @@ def _answer(
     rid: str,
     explain: bool,
     shape_body: Shaper,
-    stream: Callable[[Streaming, Observation, Callable[[RequestRecord], Awaitable[None]], Routed], StreamingResponse],
+    stream: Callable[[Streaming, Observation, Callable[[RequestRecord], Awaitable[None]], Routed], EventStream],
 ) -> Response:
     outcome = routed.outcome
     if isinstance(outcome, Cached):
@@ -110,14 +110,14 @@ def _to_anthropic(body: bytes, model: str) -> bytes:
 
 def _openai_stream(
     outcome: Streaming, obs: Observation, after: Callable[[RequestRecord], Awaitable[None]], routed: Routed
-) -> StreamingResponse:
+) -> EventStream:
     chunks = observed(outcome, obs, after)
     events = sse.openai_events(chunks, outcome.deployment.model_id, routed.request.include_usage)
-    return StreamingResponse(events, media_type=EVENTS)
+    return EventStream(events)
 
 
 def _anthropic_stream(
     outcome: Streaming, obs: Observation, after: Callable[[RequestRecord], Awaitable[None]], routed: Routed
-) -> StreamingResponse:
+) -> EventStream:
     events = sse.anthropic_events(observed(outcome, obs, after), outcome.deployment.model_id)
-    return StreamingResponse(events, media_type=EVENTS)
+    return EventStream(events)

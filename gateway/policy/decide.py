@@ -5,7 +5,7 @@ Pure: no I/O. Health comes in as a set of deployment ids to demote.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -184,12 +184,27 @@ def _judge(
     fallback: bool,
 ) -> Iterable[Verdict]:
     output_tokens = request.max_tokens or DEFAULT_OUTPUT_TOKENS
+    by_policy = policy_verdicts(ctx, policy)
     for model in models:
         for dep_id in policy.deployments_by_model.get(model, ()):
             dep = policy.deployments[dep_id]
-            violations = tuple(v for rule in (*POLICY_RULES, *FIT_RULES) if (v := rule(ctx, dep)) is not None)
+            violations = by_policy[dep_id] + tuple(v for rule in FIT_RULES if (v := rule(ctx, dep)) is not None)
             cost = (dep.price.input * request.prompt_tokens_estimate + dep.price.output * output_tokens) / 1e6
             yield Verdict(dep, violations, cost, dep_id in unhealthy, fallback)
+
+
+def policy_verdicts(ctx: Context, policy: PolicySet) -> Mapping[str, tuple[Violation, ...]]:
+    """What the tenant and data-class rules say of each deployment: the same for every request of
+    this tenant and data class, so worked out on first use and kept with the policy revision."""
+    key = (ctx.tenant_id, ctx.data_class_id)
+    verdicts = policy.policy_verdicts.get(key)
+    if verdicts is None:
+        verdicts = {
+            dep_id: tuple(v for rule in POLICY_RULES if (v := rule(ctx, dep)) is not None)
+            for dep_id, dep in policy.deployments.items()
+        }
+        policy.policy_verdicts[key] = verdicts
+    return verdicts
 
 
 def _rank(verdicts: tuple[Verdict, ...], route: RouteSpec | None) -> tuple[Deployment, ...]:

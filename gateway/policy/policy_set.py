@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from gateway.policy.guards_schema import RateLimits, StateSpec
 from gateway.policy.schema import (
@@ -15,6 +16,12 @@ from gateway.policy.schema import (
     RouteSpec,
     TenantSpec,
 )
+
+if TYPE_CHECKING:
+    from gateway.policy.rules import Violation
+
+# (tenant, data class) -> deployment -> what the tenant and data-class rules say of it
+PolicyVerdicts = dict[tuple[str, str], Mapping[str, tuple["Violation", ...]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,3 +54,6 @@ class PolicySet:
     key_limits: Mapping[str, RateLimits] = field(default_factory=dict)  # key hash -> that key's own limits
     admin_key_hashes: frozenset[str] = frozenset()
     warnings: tuple[str, ...] = ()
+    # Filled on first use by decide(): the tenant and data-class rules read nothing of a request, so
+    # their verdicts are worked out once per (tenant, data class) for this revision, not per request.
+    policy_verdicts: PolicyVerdicts = field(default_factory=dict, init=False, compare=False, repr=False)

@@ -6,11 +6,14 @@ gateway's CPU under load in bench/RESULTS.md), bodies parsed once with orjson, n
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import functools
+from collections.abc import AsyncIterator, Mapping
+from types import MappingProxyType
 from typing import Any
 
 import aiohttp
 import orjson
+import yarl
 
 from gateway.errors import (
     UpstreamBadResponse,
@@ -45,17 +48,15 @@ class OpenAICompatibleProvider:
             await self._session.close()
 
     async def _post(self, endpoint: Endpoint, target: Target, body: Json, *, stream: bool) -> aiohttp.ClientResponse:
-        headers = {"content-type": "application/json", "accept": "text/event-stream" if stream else "application/json"}
-        if target.api_key:
-            headers["authorization"] = f"Bearer {target.api_key}"
+        headers = _headers(target.api_key, stream)
         connect = min(_CONNECT_TIMEOUT, target.timeout_seconds)
         timeout = (
             aiohttp.ClientTimeout(total=None, connect=connect, sock_read=target.timeout_seconds)
             if stream
             else aiohttp.ClientTimeout(total=target.timeout_seconds, connect=connect)
         )
-        url = (target.base_url or "").rstrip("/") + PATHS[endpoint]
         try:
+            url = _url(target.base_url or "", endpoint)
             return await self._client().post(url, data=orjson.dumps(body), headers=headers, timeout=timeout)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise _transport_error(target, exc) from None
@@ -89,6 +90,20 @@ class OpenAICompatibleProvider:
             raise _transport_error(target, exc) from None
         finally:
             response.release()
+
+
+@functools.lru_cache(maxsize=1024)
+def _url(base_url: str, endpoint: Endpoint) -> yarl.URL:
+    """Parsed once per deployment and endpoint (parsing a URL per request showed in the profile)."""
+    return yarl.URL(base_url.rstrip("/") + PATHS[endpoint])
+
+
+@functools.lru_cache(maxsize=1024)
+def _headers(api_key: str | None, stream: bool) -> Mapping[str, str]:
+    headers = {"content-type": "application/json", "accept": "text/event-stream" if stream else "application/json"}
+    if api_key:
+        headers["authorization"] = f"Bearer {api_key}"
+    return MappingProxyType(headers)
 
 
 async def _sse_json(target: Target, response: aiohttp.ClientResponse) -> AsyncIterator[Json]:
