@@ -188,7 +188,10 @@ def _judge(
     for model in models:
         for dep_id in policy.deployments_by_model.get(model, ()):
             dep = policy.deployments[dep_id]
-            violations = by_policy[dep_id] + tuple(v for rule in FIT_RULES if (v := rule(ctx, dep)) is not None)
+            violations = by_policy[dep_id]
+            for rule in FIT_RULES:
+                if (v := rule(ctx, dep)) is not None:
+                    violations += (v,)
             cost = (dep.price.input * request.prompt_tokens_estimate + dep.price.output * output_tokens) / 1e6
             yield Verdict(dep, violations, cost, dep_id in unhealthy, fallback)
 

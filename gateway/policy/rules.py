@@ -132,15 +132,19 @@ def capabilities(ctx: Context, dep: Deployment) -> Violation | None:
             "capability.endpoint",
             f"{dep.model_id!r} does not serve /v1/{ctx.endpoint.replace('chat', 'chat/completions')}",
         )
-    missing = [
-        name
-        for name, needed, has in (
-            ("tools", ctx.needs_tools, caps.tools),
-            ("json", ctx.needs_json, caps.json_output),
-            ("vision", ctx.needs_vision, caps.vision),
-        )
-        if needed and not has
-    ]
+    missing = (
+        [
+            name
+            for name, needed, has in (
+                ("tools", ctx.needs_tools, caps.tools),
+                ("json", ctx.needs_json, caps.json_output),
+                ("vision", ctx.needs_vision, caps.vision),
+            )
+            if needed and not has
+        ]
+        if ctx.needs_tools or ctx.needs_json or ctx.needs_vision
+        else None
+    )
     if missing:
         return Violation(f"capability.{missing[0]}", f"{dep.model_id!r} does not support {', '.join(missing)}")
     if ctx.tokens_needed > caps.context_window:
