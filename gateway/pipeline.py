@@ -50,6 +50,11 @@ class Routed:
     grant: Grant
     cache: tuple[str, float] | None  # key and TTL when this answer may be cached
 
+    @property
+    def has_aftermath(self) -> bool:
+        """Whether :func:`finish` has anything to do: a budget or token count to settle, a cache to fill."""
+        return self.cache is not None or self.grant.reservation_id is not None or bool(self.grant.limits)
+
 
 async def route(
     routing: Routing,

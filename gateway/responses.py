@@ -75,8 +75,8 @@ def _answer(
         record = obs.finish(200)
         headers = edge.routed_headers(rid, routed.decision, dep, explain) if dep else {"x-request-id": rid}
         headers["x-gateway-cache"] = "hit"
-        done = BackgroundTask(finish, routing, routed, record, None)
-        return Response(shape_body(outcome.body, outcome.deployment), media_type=JSON, headers=headers, background=done)
+        hit = BackgroundTask(finish, routing, routed, record, None)
+        return Response(shape_body(outcome.body, outcome.deployment), media_type=JSON, headers=headers, background=hit)
     if routed.cache is not None:
         obs.cached(False, None)
     obs.called(outcome.deployment, outcome.attempts)
@@ -95,7 +95,7 @@ def _answer(
     body = orjson.dumps(outcome.body)
     obs.answered(outcome.body)
     record = obs.finish(200)
-    done = BackgroundTask(finish, routing, routed, record, body)
+    done = BackgroundTask(finish, routing, routed, record, body) if routed.has_aftermath else None
     return Response(shape_body(body, outcome.deployment.model_id), media_type=JSON, headers=headers, background=done)
 
 
