@@ -295,7 +295,9 @@ class Connection(asyncio.Protocol):
             if self._buffered > _HIGH_WATER and not self._paused:
                 self._paused = True
                 cast(asyncio.Transport, self._transport).pause_reading()
-            self._wake()
+            waiter = self._waiter  # _wake() inlined: this runs once per stream event
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
 
     def on_message_complete(self) -> None:
         if self._extra or self.error is not None:

@@ -127,6 +127,9 @@ class _DataLines:
         self._size = 0
 
     def feed(self, piece: bytes) -> list[bytes]:
+        one_event = len(piece) <= _LINE_LIMIT and piece.find(b"\n") == len(piece) - 2 and piece.endswith(b"\n\n")
+        if one_event and not self._pending:
+            return [piece[5:].strip()] if piece.startswith(b"data:") else []  # the usual piece: one whole event
         lines = piece.split(b"\n")
         rest = lines.pop()
         if self._pending and lines:
