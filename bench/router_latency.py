@@ -102,19 +102,28 @@ def main() -> None:
     unseen_samples = timed(classifier.classify, unseen)  # one pass: a repeat would hit the per-word memo
     size = default_artifact().stat().st_size / 1e6
     print(f"learned router, {len(samples)} requests from {args.data if args.data.is_file() else 'built-in prompts'}")
-    print(f"  score one request, one pass: p50 {q[49]:.0f} us  p90 {q[89]:.0f} us  p99 {q[98]:.0f} us  "
-          f"max {max(samples):.0f} us")
-    print(f"  score one request, fastest of {args.repeat} passes: p50 {bq[49]:.0f} us  p90 {bq[89]:.0f} us  "
-          f"p99 {bq[98]:.0f} us  max {max(best):.0f} us")
-    print(f"  longest 5% ({len(long_requests)} requests of {cut:,}+ characters, fastest of {max(args.repeat, 5)}): "
-          f"p50 {lq[49]:.0f} us  "
-          f"p99 {lq[98]:.0f} us  max {max(long_samples):.0f} us")
-    print(f"  8,000-character request: p50 {statistics.median(worst_samples):.0f} us  "
-          f"max {max(worst_samples):.0f} us")
-    print(f"  8,000 characters of unseen words, new each call: p50 {statistics.median(unseen_samples):.0f} us  "
-          f"p99 {statistics.quantiles(unseen_samples, n=100)[98]:.0f} us  max {max(unseen_samples):.0f} us")
-    print(f"  artifact {size:.2f} MB, load {load_s * 1000:.0f} ms, RSS growth {growth:.1f} MB "
-          f"(peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3:.0f} MB)")
+    print(
+        f"  score one request, one pass: p50 {q[49]:.0f} us  p90 {q[89]:.0f} us  p99 {q[98]:.0f} us  "
+        f"max {max(samples):.0f} us"
+    )
+    print(
+        f"  score one request, fastest of {args.repeat} passes: p50 {bq[49]:.0f} us  p90 {bq[89]:.0f} us  "
+        f"p99 {bq[98]:.0f} us  max {max(best):.0f} us"
+    )
+    print(
+        f"  longest 5% ({len(long_requests)} requests of {cut:,}+ characters, fastest of {max(args.repeat, 5)}): "
+        f"p50 {lq[49]:.0f} us  "
+        f"p99 {lq[98]:.0f} us  max {max(long_samples):.0f} us"
+    )
+    print(f"  8,000-character request: p50 {statistics.median(worst_samples):.0f} us  max {max(worst_samples):.0f} us")
+    print(
+        f"  8,000 characters of unseen words, new each call: p50 {statistics.median(unseen_samples):.0f} us  "
+        f"p99 {statistics.quantiles(unseen_samples, n=100)[98]:.0f} us  max {max(unseen_samples):.0f} us"
+    )
+    print(
+        f"  artifact {size:.2f} MB, load {load_s * 1000:.0f} ms, RSS growth {growth:.1f} MB "
+        f"(peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3:.0f} MB)"
+    )
 
 
 if __name__ == "__main__":

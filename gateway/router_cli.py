@@ -32,8 +32,10 @@ def run_train(args: argparse.Namespace) -> int:
     out: Path = args.out or default_artifact()
     write_artifact(to_json(model), out)
     took = time.perf_counter() - started
-    print(f"trained on {len(data.examples)} requests from {args.data} in {took:.1f} s; wrote {out} "
-          f"({out.stat().st_size / 1e6:.2f} MB)")
+    print(
+        f"trained on {len(data.examples)} requests from {args.data} in {took:.1f} s; wrote {out} "
+        f"({out.stat().st_size / 1e6:.2f} MB)"
+    )
     return 0
 
 

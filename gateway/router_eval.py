@@ -101,8 +101,13 @@ def _mean(items: Sequence[RouterMetrics]) -> RouterMetrics:
 
     first = items[0]
     return RouterMetrics(
-        first.n, first.q_weak, first.q_strong, avg(lambda m: m.apgr), avg(lambda m: m.cpt50),
-        avg(lambda m: m.cpt80), avg(lambda m: m.c95),
+        first.n,
+        first.q_weak,
+        first.q_strong,
+        avg(lambda m: m.apgr),
+        avg(lambda m: m.cpt50),
+        avg(lambda m: m.cpt80),
+        avg(lambda m: m.c95),
     )
 
 

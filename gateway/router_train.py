@@ -4,7 +4,8 @@ Data: JSON lines with ``uid, bench, stratum, prompt, weak_score, strong_score`` 
 evaluations; MT-Bench scores are 1..10 and are divided by 10). Each prompt becomes a chat request
 through the same ``normalize`` the gateway runs, so training sees exactly what ``auto`` sees.
 
-What is learned: a ridge regression over the text features of ``gateway.classify.features`` with
+What is learned: a ridge regression over the text features of ``gateway.classify.features``, with
+weights shared by all requests plus each form's own (multiple choice, arithmetic, open), and with
 the ordinal target ``1 + strong - 2 * weak``: the strong model wins (2) > both fail (1) >
 both succeed (0) > only the weak model succeeds (-1). The target is centred within each benchmark,
 so that the router learns what makes a request hard *within* a kind of work, not which benchmark
@@ -13,6 +14,7 @@ it came from. Solved exactly in the dual (n x n), so training is deterministic: 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 from collections import Counter
@@ -25,7 +27,7 @@ from typing import Any
 import orjson
 
 from gateway.classify.features import DENSE, Analysis, analyze, char_grams
-from gateway.classify.learned import Calibration, RouterModel, quantile_knots
+from gateway.classify.learned import Calibration, FormWeights, RouterModel, quantile_knots
 from gateway.normalize import normalize
 from gateway.request import ChatRequest
 
@@ -50,13 +52,14 @@ class Example:
 @dataclass(frozen=True, slots=True)
 class Params:
     ridge: float = 100.0  # L2 penalty
-    gram_weight: float = 0.6  # scale of character-gram columns relative to words
+    gram_weight: float = 0.6  # scale of character-gram columns relative to word pairs
     dense_weight: float = 1.0  # scale of standardized dense columns
-    min_df_words: int = 2
+    form_sparse: float = 0.5  # squared scale of each form's own copy of the pair and gram columns
+    form_dense: float = 2.0  # squared scale of each form's own copy of the dense columns
     min_df_bigrams: int = 2
     min_df_grams: int = 3
     intercept_scale: float = 10.0
-    prior_weight: float = 0.2  # the heuristic's logit, added as a fixed prior (chosen by grouped CV)
+    prior_weight: float = 0.3  # the heuristic's logit, added as a fixed prior (chosen by grouped CV)
     digits: int = 5  # significant digits kept in the artifact
 
     def as_dict(self) -> dict[str, float]:
@@ -119,7 +122,10 @@ def dataset(examples: Sequence[Example], digest: str = "", source: str = "") -> 
 def subset(data: Dataset, indices: Iterable[int]) -> Dataset:
     keep = list(indices)
     return Dataset(
-        tuple(data.examples[i] for i in keep), tuple(data.analyses[i] for i in keep), data.digest, data.source,
+        tuple(data.examples[i] for i in keep),
+        tuple(data.analyses[i] for i in keep),
+        data.digest,
+        data.source,
         data.benches,
     )
 
@@ -145,13 +151,21 @@ def train(data: Dataset, params: Params = Params()) -> RouterModel:
     from gateway.router_fit import fit
 
     fitted = fit(data.analyses, targets(data.examples), params)
+    forms = MappingProxyType(
+        {
+            name: FormWeights(
+                words=MappingProxyType(f.words),
+                grams=MappingProxyType(f.grams),
+                bigrams=MappingProxyType(f.bigrams),
+                dense=MappingProxyType(f.dense),
+            )
+            for name, f in fitted.forms.items()
+        }
+    )
     provisional = RouterModel(
-        words=MappingProxyType(fitted.words),
-        grams=MappingProxyType(fitted.grams),
-        bigrams=MappingProxyType(fitted.bigrams),
+        forms=forms,
         dense_mean=MappingProxyType(fitted.dense_mean),
         dense_scale=MappingProxyType(fitted.dense_scale),
-        dense_weight=MappingProxyType(fitted.dense_weight),
         bias=fitted.bias,
         calibration=Calibration((0.0, 1.0)),
         prior_weight=params.prior_weight,
@@ -163,23 +177,18 @@ def train(data: Dataset, params: Params = Params()) -> RouterModel:
         "data_sha256_16": data.digest,
         "examples": len(data.examples),
         "benches": dict(Counter(ex.bench for ex in data.examples)),
+        "forms": dict(Counter(a.form for a in data.analyses)),
         "target": "1 + strong - 2 * weak, centred per benchmark",
         "calibration": "raw-score quantiles, each benchmark weighted equally",
         "params": params.as_dict(),
-        "features": {"words": len(fitted.words), "bigrams": len(fitted.bigrams), "grams": len(fitted.grams)},
+        "features": {
+            name: {"words": len(f.words), "bigrams": len(f.bigrams), "grams": len(f.grams)}
+            for name, f in fitted.forms.items()
+        },
         "dense": list(DENSE),
     }
-    return RouterModel(
-        words=provisional.words,
-        grams=provisional.grams,
-        bigrams=provisional.bigrams,
-        dense_mean=provisional.dense_mean,
-        dense_scale=provisional.dense_scale,
-        dense_weight=provisional.dense_weight,
-        bias=provisional.bias,
-        calibration=Calibration(tuple(round(k, 6) for k in knots)),
-        prior_weight=params.prior_weight,
-        training=MappingProxyType(training),
+    return dataclasses.replace(
+        provisional, calibration=Calibration(tuple(round(k, 6) for k in knots)), training=MappingProxyType(training)
     )
 
 

@@ -8,7 +8,10 @@ The router reads the text the classifier is given (``ChatRequest.text``) and see
 - the character 3- to 5-grams of each distinct word, so that a word never seen in training still
   shares weight with its relatives (``thermodynamic`` with ``dynamics``);
 - *dense* text statistics: length, sentences, numbers, operators, answer options, enumerated parts,
-  negations, relational words and other cues of how much work an answer takes.
+  negations, relational words and other cues of how much work an answer takes;
+- its *form*, the kind of work it asks for, read from its layout: ``choice`` (three or more lettered
+  answer options), ``arithmetic`` (otherwise, two or more quantities, not counting list numbers) or
+  ``open``. What makes a request hard differs between forms, so the model has weights per form.
 
 Work per request is bounded: the head and tail of a long text (``HEAD_CHARS`` + ``TAIL_CHARS``) and
 at most ``MAX_TOKENS`` tokens of it; only the character length is read from the whole text.
@@ -29,7 +32,9 @@ MAX_TOKENS = 512
 CHAR_GRAMS = (3, 4, 5)
 
 _TOKEN = re.compile(r"[a-z]+|[0-9]+(?:[.,][0-9]+)*|[^\sa-z0-9]")
-_OPTION = re.compile(r"^[ \t]*\(?(?:[A-Ha-h]|[0-9]{1,2})[.)][ \t]", re.M)
+# A line that starts with an answer option ("A. ...", "(b) ...": the letter is captured) or a number ("1. ...",
+# "(2) ..."). Matched on "\n" + text: a literal first character lets ``re`` skip to each line start.
+_OPTION = re.compile(r"\n[ \t]*\(?(?:([A-Ha-h])|[0-9]{1,2})[.)][ \t]")
 
 # Cue words, by the kind of work they signal. Matched on whole tokens, or on a token's first
 # five letters for the stems in _STEMS, and on token pairs in _PAIRS.
@@ -46,8 +51,14 @@ _CUES = {
 }
 _STEMS = {"analy": "reasoning", "optim": "reasoning", "strat": "reasoning", "debug": "code", "refac": "code"}
 _PAIRS = {
-    "step by": "reasoning", "trade -": "reasoning", "edge case": "reasoning", "explain why": "reasoning",
-    "how many": "math", "how much": "math", "n '": "negation", "only if": "relational",
+    "step by": "reasoning",
+    "trade -": "reasoning",
+    "edge case": "reasoning",
+    "explain why": "reasoning",
+    "how many": "math",
+    "how much": "math",
+    "n '": "negation",
+    "only if": "relational",
 }
 _PART_WORDS = frozenset(["statement", "scenario", "step", "part", "case", "item", "condition"])
 _PART_LABELS = frozenset(["i", "ii", "iii", "iv", "v", "a", "b", "c", "d"])
@@ -57,15 +68,32 @@ _SHAPES = tuple(f"<{kind}{digits}>" for kind in "nd" for digits in range(1, 5)) 
 _BIG_SHAPES = tuple(s for s in _SHAPES if s[2] in "34")
 _PART_FOLLOWERS = (*sorted(_PART_LABELS), "<n1>", "<n2>", "<n3>", "<n4>")
 _LONG_WORD = 9
-_FIRST5 = operator.itemgetter(slice(0, 5))
+_FIRST, _FIRST5 = operator.itemgetter(0), operator.itemgetter(slice(0, 5))
 _DIGIT = re.compile("[0-9]")
 CUE_OF: dict[str, str] = {word: kind for kind, words in _CUES.items() for word in words.split()}
-KINDS = tuple(_CUES)
+CUE_KINDS = tuple(_CUES)
+FORMS = ("choice", "arithmetic", "open")
+CHOICE_OPTIONS, ARITHMETIC_NUMBERS = 3, 2
 
 DENSE = (
-    "chars", "words", "lines", "sentences", "words_per_sentence", "word_length", "long_words", "distinct_words",
-    "numbers", "distinct_numbers", "big_numbers", "operators", "symbols", "questions", "options", "numeric_options",
-    "parts", *KINDS,
+    "chars",
+    "words",
+    "lines",
+    "sentences",
+    "words_per_sentence",
+    "word_length",
+    "long_words",
+    "distinct_words",
+    "numbers",
+    "distinct_numbers",
+    "big_numbers",
+    "operators",
+    "symbols",
+    "questions",
+    "options",
+    "numeric_options",
+    "parts",
+    *CUE_KINDS,
 )
 
 
@@ -74,6 +102,7 @@ class Analysis:
     words: tuple[str, ...]  # distinct tokens, first occurrence first
     bigrams: tuple[str, ...]  # distinct "a b" pairs of neighbouring tokens
     dense: dict[str, float]  # raw statistics named as in DENSE
+    form: str  # one of FORMS
 
 
 def window(text: str) -> str:
@@ -115,11 +144,25 @@ def analyze(text: str) -> Analysis:
         toks = [t if "a" <= t[0] <= "z" else shape(t) for t in raw]
     counts = Counter(toks)
     pairs = Counter(map(" ".join, pairwise(toks)))
-    dense = _dense(text, part, raw, counts, pairs)
-    return Analysis(tuple(counts), tuple(pairs), dense)
+    options = _OPTION.findall("\n" + part)
+    numbered = options.count("")
+    lettered = len(options) - numbered
+    dense = _dense(text, part, raw, counts, pairs, len(options))
+    numbers = sum(counts.get(s, 0) for s in _SHAPES)
+    return Analysis(tuple(counts), tuple(pairs), dense, form_of(lettered, numbers - numbered))
 
 
-def _dense(text: str, part: str, raw: list[str], counts: Counter[str], pairs: Counter[str]) -> dict[str, float]:
+def form_of(options: int, quantities: int) -> str:
+    """``choice`` with three or more lettered options, else ``arithmetic`` with two or more quantities (numbers
+    that do not number a line), else ``open``."""
+    if options >= CHOICE_OPTIONS:
+        return FORMS[0]
+    return FORMS[1] if quantities >= ARITHMETIC_NUMBERS else FORMS[2]
+
+
+def _dense(
+    text: str, part: str, raw: list[str], counts: Counter[str], pairs: Counter[str], options: int
+) -> dict[str, float]:
     # Counted with C-level map/filter over the distinct tokens, not a Python loop: this is the hot path.
     # Tokens are letters (``str.isalpha``), number shapes (_SHAPES) or single symbols.
     get = counts.get
@@ -134,7 +177,7 @@ def _dense(text: str, part: str, raw: list[str], counts: Counter[str], pairs: Co
     symbols = len(raw) - words - numbers
     operators = sum(get(s, 0) for s in _OPERATORS)
     ends = sum(get(s, 0) for s in _SENTENCE_ENDS)
-    cues = dict.fromkeys(KINDS, 0)
+    cues = dict.fromkeys(CUE_KINDS, 0)
     for tok in CUE_OF.keys() & counts.keys():
         cues[CUE_OF[tok]] += counts[tok]
     for tok in compress(alpha, map(_STEMS.__contains__, map(_FIRST5, alpha))):
@@ -147,8 +190,7 @@ def _dense(text: str, part: str, raw: list[str], counts: Counter[str], pairs: Co
     parts = 0
     for word in _PART_WORDS.intersection(counts):
         parts += sum(pairs.get(word + " " + label, 0) for label in _PART_FOLLOWERS)
-    options = _OPTION.findall(part)
-    tail = part.rstrip().rsplit("\n", 4)[-4:] if len(options) >= 3 else []
+    tail = part.rstrip().rsplit("\n", 4)[-4:] if options >= 3 else []
     n_words, n_sentences = max(words, 1), max(ends, 1)
     stats = {
         "chars": math.log1p(len(text)),
@@ -160,12 +202,12 @@ def _dense(text: str, part: str, raw: list[str], counts: Counter[str], pairs: Co
         "long_words": long_words / n_words,
         "distinct_words": distinct_words / n_words,
         "numbers": math.log1p(numbers),
-        "distinct_numbers": math.log1p(len({t for t in raw if t[0].isdigit()}) if numbers else 0),
+        "distinct_numbers": math.log1p(len(set(compress(raw, map(str.isdigit, map(_FIRST, raw))))) if numbers else 0),
         "big_numbers": math.log1p(big),
         "operators": math.log1p(operators),
         "symbols": symbols / max(len(raw), 1),
         "questions": math.log1p(counts.get("?", 0)),
-        "options": math.log1p(len(options)),
+        "options": math.log1p(options),
         "numeric_options": sum(any(c.isdigit() for c in line) for line in tail) / 4.0,
         "parts": math.log1p(parts),
     }

@@ -17,14 +17,36 @@ from gateway.request import ChatRequest
 CODE_CUES = ("```", "def ", "class ", "function", "return ", "#include", "import ", "=>", "select ", "const ", ";\n")
 MATH_CUES = ("\\frac", "\\sum", "\\int", "integral", "derivative", "matrix", "prove", "theorem", "equation")
 REASONING_CUES = (
-    "step by step", "step-by-step", "explain why", "reason", "analy", "compare", "trade-off", "tradeoff", "design",
-    "architect", "optimi", "debug", "refactor", "derive", "proof", "evaluate", "critique", "plan", "strateg",
-    "implication", "justify", "edge case",
+    "step by step",
+    "step-by-step",
+    "explain why",
+    "reason",
+    "analy",
+    "compare",
+    "trade-off",
+    "tradeoff",
+    "design",
+    "architect",
+    "optimi",
+    "debug",
+    "refactor",
+    "derive",
+    "proof",
+    "evaluate",
+    "critique",
+    "plan",
+    "strateg",
+    "implication",
+    "justify",
+    "edge case",
 )
 _ARITHMETIC = re.compile(r"[0-9] ?[-+*/^=] ?[0-9]")
 _SIMPLE = re.compile(
     r"\s*(hi|hello|hey|thanks|thank you|what is|what's|who is|when (is|was)|define|translate|summari[sz]e)\b"
 )
+
+
+OPENER_CHARS = 200  # the opener is matched at the start of the last user message
 
 
 def _cues(text: str, cues: tuple[str, ...]) -> int:
@@ -48,8 +70,9 @@ WEIGHTS = MappingProxyType(
 BIAS = -1.6
 
 
-def features(request: ChatRequest) -> dict[str, float]:
-    text = request.text.lower()
+def features(request: ChatRequest, text: str | None = None) -> dict[str, float]:
+    """The heuristic's features of ``request``, its cues counted in ``text`` (default: all of the request's text)."""
+    text = (request.text if text is None else text).lower()
     return {
         "length": max(0.0, math.log2(max(request.prompt_tokens_estimate, 1)) - 6.0) / 2.0,
         "turns": float(min(max(request.turns - 1, 0), 8)),
@@ -59,7 +82,7 @@ def features(request: ChatRequest) -> dict[str, float]:
         "tools": 1.0 if request.needs_tools else 0.0,
         "json_schema": 1.0 if request.needs_json else 0.0,
         "max_tokens": min((request.max_tokens or 0) / 4096.0, 2.0),
-        "simple_opener": 1.0 if _SIMPLE.match(request.last_user.lower()) else 0.0,
+        "simple_opener": 1.0 if _SIMPLE.match(request.last_user[:OPENER_CHARS].lower()) else 0.0,
     }
 
 

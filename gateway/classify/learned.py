@@ -1,9 +1,13 @@
 """The learned complexity router: a sparse linear model over text features, calibrated to [0, 1].
 
 Pure: the model is a frozen value (built by ``from_json`` from the shipped artifact) and scoring one
-request is dictionary lookups and a sum. The raw linear score is mapped through the calibration
-curve recorded at training time, so a score of 0.7 means "more complex than 70% of the calibration
-requests", and a target share of strong-model traffic is a plain threshold (``threshold_for_share``).
+request is dictionary lookups and a sum. The weights depend on the request's *form* (multiple
+choice, arithmetic, open; ``features.form_of``): each form's weights are the weights shared by all
+requests plus that form's own, learned together, so what makes a quiz question hard need not be
+what makes an arithmetic problem hard, while a form with little data leans on the shared weights.
+The raw linear score is mapped through the calibration curve recorded at training time, so a score
+of 0.7 means "more complex than 70% of the calibration requests", and a target share of
+strong-model traffic is a plain threshold (``threshold_for_share``).
 """
 
 from __future__ import annotations
@@ -20,11 +24,11 @@ from typing import Any
 
 from gateway.classify import heuristic
 from gateway.classify.base import Complexity
-from gateway.classify.features import CHAR_GRAMS, DENSE, Analysis, analyze, char_grams
+from gateway.classify.features import CHAR_GRAMS, DENSE, FORMS, Analysis, analyze, char_grams, window
 from gateway.request import ChatRequest
 
 FORMAT = "switchyard-router"
-VERSION = 1
+VERSION = 2
 TOP_FEATURES = 6
 
 
@@ -61,17 +65,13 @@ class Calibration:
 
 
 @dataclass(frozen=True, slots=True)
-class RouterModel:
-    words: Mapping[str, float]  # per distinct token: its own weight plus its character grams'
+class FormWeights:
+    """The weights for one form of request (the shared weights plus the form's own, already summed)."""
+
+    words: Mapping[str, float]  # per token seen in training: the sum of its character grams' weights
     grams: Mapping[str, float]  # character-gram weights, for tokens not in ``words``
     bigrams: Mapping[str, float]
-    dense_mean: Mapping[str, float]
-    dense_scale: Mapping[str, float]
-    dense_weight: Mapping[str, float]
-    bias: float
-    calibration: Calibration
-    prior_weight: float = 0.0  # weight of the transparent heuristic's terms (cues the data cannot teach)
-    training: Mapping[str, Any] = field(default_factory=dict)  # provenance: data, parameters, seed
+    dense: Mapping[str, float]
 
     def word_weight(self, word: str) -> float:
         weight = self.words.get(word)
@@ -80,22 +80,34 @@ class RouterModel:
         grams = self.grams
         return sum(grams.get(gram, 0.0) for gram in char_grams(word))
 
+
+@dataclass(frozen=True, slots=True)
+class RouterModel:
+    forms: Mapping[str, FormWeights]  # one per name in ``features.FORMS``
+    dense_mean: Mapping[str, float]
+    dense_scale: Mapping[str, float]
+    bias: float
+    calibration: Calibration
+    prior_weight: float = 0.0  # weight of the transparent heuristic's terms (cues the data cannot teach)
+    training: Mapping[str, Any] = field(default_factory=dict)  # provenance: data, parameters, seed
+
     def contributions(self, analysis: Analysis, request: ChatRequest) -> list[tuple[str, float]]:
-        """Every non-zero term of the raw score, named (``word:prove``, ``pair:step by``, ``chars``,
-        ``prior:tools``): the learned text terms plus the weighted heuristic prior."""
+        """Every non-zero term of the raw score, named (``pair:step by``, ``word:prove``, ``chars``,
+        ``prior:tools``): the learned text terms of the request's form plus the weighted heuristic prior."""
+        weights = self.forms[analysis.form]
         terms = _prior_terms(self.prior_weight, request)
-        terms.extend(("word:" + w, c) for w in analysis.words if (c := self.word_weight(w)))
-        bigrams = self.bigrams
+        terms.extend(("word:" + w, c) for w in analysis.words if (c := weights.word_weight(w)))
+        bigrams = weights.bigrams
         terms.extend(("pair:" + b, c) for b in analysis.bigrams if (c := bigrams.get(b, 0.0)))
         terms.extend(
-            (name, self.dense_weight[name] * clip((value - self.dense_mean[name]) / self.dense_scale[name]))
+            (name, weights.dense[name] * clip((value - self.dense_mean[name]) / self.dense_scale[name]))
             for name, value in analysis.dense.items()
         )
         return terms
 
     def raw(self, analysis: Analysis, request: ChatRequest) -> float:
         offset = self.prior_weight * heuristic.BIAS
-        return self.bias + offset + math.fsum(c for _, c in self.contributions(analysis, request))
+        return self.bias + offset + sum(c for _, c in self.contributions(analysis, request))
 
 
 BRIEF_TOKENS, BRIEF_WEIGHT = 16, -1.0  # a request of a few tokens is easy, whatever its words
@@ -120,32 +132,19 @@ class LearnedClassifier:
 
     def __init__(self, model: RouterModel) -> None:
         self.model = model
-        self._words = dict(model.words).get  # a mappingproxy's .get is several times slower than a dict's
-        self._bigrams = dict(model.bigrams).get
-        grams = dict(model.grams).get
-        self._dense = {
-            name: (model.dense_mean[name], model.dense_scale[name], model.dense_weight[name]) for name in DENSE
-        }
+        self._forms = {form: _FormScorer(model, form) for form in FORMS}
         self._offset = model.bias + model.prior_weight * heuristic.BIAS
-
-        @functools.lru_cache(maxsize=UNSEEN_CACHE)
-        def unseen(word: str) -> float:  # == sum(grams.get(g, 0.0) for g in char_grams(word)), in C-level maps
-            if len(word) < 3 or not word[0].isalpha():
-                return 0.0
-            spans = gram_slices(len(word) + 2)
-            return sum(map(grams, map(f" {word} ".__getitem__, spans), repeat(0.0, len(spans))))
-
-        self._unseen = unseen
 
     def classify(self, request: ChatRequest) -> Complexity:
         model = self.model
         analysis = analyze(request.text)
+        scorer = self._forms[analysis.form]
         prior = _prior_terms(model.prior_weight, request)
         words = analysis.words
-        found = list(map(self._words, words))
-        word_c: list[float] = self._fill_unseen(words, found) if None in found else found  # type: ignore[assignment]
-        pair_c = list(map(self._bigrams, analysis.bigrams, repeat(0.0, len(analysis.bigrams))))
-        dense = self._dense
+        found = list(map(scorer.words, words))
+        word_c: list[float] = scorer.fill_unseen(words, found) if None in found else found  # type: ignore[assignment]
+        pair_c = list(map(scorer.bigrams, analysis.bigrams, repeat(0.0, len(analysis.bigrams))))
+        dense = scorer.dense
         dense_terms = [
             (name, dense[name][2] * clip((value - dense[name][0]) / dense[name][1]))
             for name, value in analysis.dense.items()
@@ -154,29 +153,19 @@ class LearnedClassifier:
         values += word_c
         values += pair_c
         values += [c for _, c in dense_terms]
-        raw = self._offset + math.fsum(values)
+        raw = self._offset + sum(values)  # the terms in the order ``contributions`` sums them: the same float
         n_terms = len(values) - word_c.count(0.0) - pair_c.count(0.0)
         top = self._top(values, prior, words, analysis.bigrams, dense_terms)
         if top is None:  # fewer than TOP_FEATURES non-zero terms: name them the plain way
             terms = model.contributions(analysis, request)
             top = heapq.nlargest(TOP_FEATURES, terms, key=lambda term: abs(term[1]))
-        features = MappingProxyType({"raw": round(raw, 4), "terms": float(n_terms)})
+        features = MappingProxyType({"raw": round(raw, 4), "terms": float(n_terms), "form:" + analysis.form: 1.0})
         return Complexity(
             round(model.calibration.score(raw), 6),
             features,
             tuple((name, round(c, 4)) for name, c in top),
             self.name,
         )
-
-    def _fill_unseen(self, words: Sequence[str], weights: list[float | None]) -> list[float]:
-        budget, unseen, out = UNSEEN_PER_REQUEST, self._unseen, []
-        for word, weight in zip(words, weights, strict=True):
-            if weight is not None:
-                out.append(weight)
-            else:
-                out.append(unseen(word) if budget > 0 else 0.0)
-                budget -= 1
-        return out
 
     @staticmethod
     def _top(
@@ -197,8 +186,7 @@ class LearnedClassifier:
         picked = {x for x in ends if abs(x) >= cut}
         if any(bisect.bisect_right(ordered, x) - bisect.bisect_left(ordered, x) > 1 for x in picked):
             return None  # a repeated value: ties are ordered by position, which the plain way does
-        first = dict(zip(reversed(values), range(len(values) - 1, -1, -1), strict=True))  # value -> position
-        chosen = sorted((first[x] for x in picked), key=lambda i: (-abs(values[i]), i))
+        chosen = sorted(map(values.index, picked), key=lambda i: (-abs(values[i]), i))  # first positions
         n_prior, n_words, n_pairs = len(prior), len(words), len(bigrams)
         top = []
         for i in chosen[:TOP_FEATURES]:
@@ -215,6 +203,37 @@ class LearnedClassifier:
         return top
 
 
+class _FormScorer:
+    """One form's weights as plain dicts (a mappingproxy's ``.get`` is several times slower than a dict's),
+    with a bounded memo of the character-gram weight of words the artifact lacks."""
+
+    def __init__(self, model: RouterModel, form: str) -> None:
+        weights = model.forms[form]
+        self.words = dict(weights.words).get
+        self.bigrams = dict(weights.bigrams).get
+        self.dense = {name: (model.dense_mean[name], model.dense_scale[name], weights.dense[name]) for name in DENSE}
+        grams = dict(weights.grams).get
+
+        @functools.lru_cache(maxsize=UNSEEN_CACHE)
+        def unseen(word: str) -> float:  # == sum(grams.get(g, 0.0) for g in char_grams(word)), in C-level maps
+            if len(word) < 3 or not word[0].isalpha():
+                return 0.0
+            spans = gram_slices(len(word) + 2)
+            return sum(map(grams, map(f" {word} ".__getitem__, spans), repeat(0.0, len(spans))))
+
+        self.unseen = unseen
+
+    def fill_unseen(self, words: Sequence[str], weights: list[float | None]) -> list[float]:
+        budget, unseen, out = UNSEEN_PER_REQUEST, self.unseen, []
+        for word, weight in zip(words, weights, strict=True):
+            if weight is not None:
+                out.append(weight)
+            else:
+                out.append(unseen(word) if budget > 0 else 0.0)
+                budget -= 1
+        return out
+
+
 @functools.lru_cache(maxsize=256)
 def gram_slices(size: int) -> tuple[slice, ...]:
     """The slices of a padded word of ``size`` characters that ``char_grams`` takes, in its order."""
@@ -224,7 +243,7 @@ def gram_slices(size: int) -> tuple[slice, ...]:
 def _prior_terms(prior: float, request: ChatRequest) -> list[tuple[str, float]]:
     terms = [
         ("prior:" + name, prior * heuristic.WEIGHTS[name] * value)
-        for name, value in heuristic.features(request).items()
+        for name, value in heuristic.features(request, window(request.text)).items()
         if value and prior
     ]
     if request.prompt_tokens_estimate < BRIEF_TOKENS:  # the data has no requests this short to learn from
@@ -235,22 +254,29 @@ def _prior_terms(prior: float, request: ChatRequest) -> list[tuple[str, float]]:
 def from_json(data: Mapping[str, Any]) -> RouterModel:
     """The model from the artifact's parsed JSON; ``ValueError`` naming what is wrong."""
     if data.get("format") != FORMAT or data.get("version") != VERSION:
-        raise ValueError(f"not a {FORMAT} artifact of version {VERSION}")
-    dense = data["dense"]
-    missing = [name for name in DENSE if name not in dense["weight"]]
+        raise ValueError(f"not a {FORMAT} artifact of version {VERSION}; retrain with `gateway router train`")
+    forms = data["forms"]
+    missing = [form for form in FORMS if form not in forms]
+    missing += [f"{f}.{name}" for f in FORMS if f in forms for name in DENSE if name not in forms[f]["dense"]]
     if missing:
-        raise ValueError(f"the artifact lacks dense features {missing}; retrain with `gateway router train`")
+        raise ValueError(f"the artifact lacks {missing}; retrain with `gateway router train`")
     return RouterModel(
-        words=MappingProxyType(_floats(data["words"])),
-        grams=MappingProxyType(_floats(data["grams"])),
-        bigrams=MappingProxyType(_floats(data["bigrams"])),
-        dense_mean=MappingProxyType(_floats(dense["mean"])),
-        dense_scale=MappingProxyType(_floats(dense["scale"])),
-        dense_weight=MappingProxyType(_floats(dense["weight"])),
+        forms=MappingProxyType({form: _form_weights(forms[form]) for form in FORMS}),
+        dense_mean=MappingProxyType(_floats(data["dense"]["mean"])),
+        dense_scale=MappingProxyType(_floats(data["dense"]["scale"])),
         bias=float(data["bias"]),
         prior_weight=float(data.get("prior_weight", 0.0)),
         calibration=Calibration(tuple(float(k) for k in data["calibration"]["raw"])),
         training=MappingProxyType(dict(data.get("training", {}))),
+    )
+
+
+def _form_weights(data: Mapping[str, Any]) -> FormWeights:
+    return FormWeights(
+        words=MappingProxyType(_floats(data["words"])),
+        grams=MappingProxyType(_floats(data["grams"])),
+        bigrams=MappingProxyType(_floats(data["bigrams"])),
+        dense=MappingProxyType(_floats(data["dense"])),
     )
 
 
@@ -260,16 +286,18 @@ def to_json(model: RouterModel) -> dict[str, Any]:
         "version": VERSION,
         "bias": model.bias,
         "prior_weight": model.prior_weight,
-        "dense": {
-            "mean": dict(model.dense_mean),
-            "scale": dict(model.dense_scale),
-            "weight": dict(model.dense_weight),
-        },
+        "dense": {"mean": dict(model.dense_mean), "scale": dict(model.dense_scale)},
         "calibration": {"raw": list(model.calibration.knots)},
         "training": dict(model.training),
-        "words": dict(model.words),
-        "bigrams": dict(model.bigrams),
-        "grams": dict(model.grams),
+        "forms": {
+            form: {
+                "dense": dict(w.dense),
+                "words": dict(w.words),
+                "bigrams": dict(w.bigrams),
+                "grams": dict(w.grams),
+            }
+            for form, w in model.forms.items()
+        },
     }
 
 

@@ -6,6 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from gateway.classify import load_default_classifier, load_router_model
+from gateway.classify.features import FORMS, analyze
 from gateway.classify.learned import Calibration, LearnedClassifier, from_json, quantile_knots, to_json
 from gateway.classify.loader import read_router_model
 from gateway.policy.decide import tier_for
@@ -33,7 +34,8 @@ def test_the_shipped_artifact_loads_fast_and_is_the_default() -> None:
     model = read_router_model(default_artifact())
     assert time.perf_counter() - started < 2.0
     assert default_artifact().name == ARTIFACT and default_artifact().stat().st_size < 5_000_000
-    assert model.words and model.bigrams and model.grams and len(model.calibration.knots) == 101
+    assert set(model.forms) == set(FORMS) and len(model.calibration.knots) == 101
+    assert all(w.words and w.bigrams and w.grams for w in model.forms.values())
     classifier = load_default_classifier()
     assert isinstance(classifier, LearnedClassifier) and classifier.model is load_router_model()
 
@@ -108,14 +110,18 @@ def test_the_fast_scorer_matches_the_reference_sum_of_named_terms() -> None:
     """``classify`` sums the same terms as ``RouterModel.contributions`` and names the same strongest ones."""
     import heapq
 
-    from gateway.classify.features import analyze
-
     model = load_router_model()
     classifier = LearnedClassifier(model)
     texts = [
-        EASY, HARD, "", "hi", "1 + 1 = ?", "x" * 20000,
+        EASY,
+        HARD,
+        "",
+        "hi",
+        "1 + 1 = ?",
+        "x" * 20000,
         "x² + y³ = é 12,345.6 and 3.14; statement ii, case 4, part b " * 40,
-        "Qwertzuiop flibbertigibbet zyxwvut " * 10, "Which planet is largest?\nA. Mars\nB. Jupiter\nC. Venus\nD. Earth",
+        "Qwertzuiop flibbertigibbet zyxwvut " * 10,
+        "Which planet is largest?\nA. Mars\nB. Jupiter\nC. Venus\nD. Earth",
     ]
     for text in texts:
         request = chat(text)
@@ -136,7 +142,24 @@ def test_unseen_words_are_memoised_and_bounded_per_request() -> None:
     fresh = " ".join(f"zq{chr(97 + i % 26)}{chr(97 + i // 26 % 26)}x" for i in range(300))
     result = classifier.classify(chat(fresh))  # type: ignore[arg-type]
     assert 0.0 <= result.score <= 1.0
-    info = classifier._unseen.cache_info()
-    assert info.currsize == learned.UNSEEN_PER_REQUEST  # only the first words of a flood get character grams
+    unseen = classifier._forms["open"].unseen
+    assert unseen.cache_info().currsize == learned.UNSEEN_PER_REQUEST  # only a flood's first words get grams
     classifier.classify(chat(fresh))  # type: ignore[arg-type]
-    assert classifier._unseen.cache_info().hits >= learned.UNSEEN_PER_REQUEST
+    assert unseen.cache_info().hits >= learned.UNSEEN_PER_REQUEST
+
+
+def test_the_form_of_a_request_is_read_from_its_layout() -> None:
+    quiz = "Which planet is largest?\nA. Mars\nB. Jupiter\nC. Venus\nD. Earth\nAnswer:"
+    assert analyze(quiz).form == "choice"
+    assert analyze("Tom has 3 apples and buys 4 more. How many apples does he have?").form == "arithmetic"
+    assert analyze("Write a short poem about the sea.").form == "open"
+    assert analyze("What is 12 squared?").form == "open"  # one quantity is not yet arithmetic
+    numbered = "Plan a trip:\n1. pick a city\n2. book a hotel\n3. list five museums"
+    assert analyze(numbered).form == "open"  # list numbers are not quantities
+
+
+def test_each_form_has_its_own_weights_and_the_explain_output_names_it() -> None:
+    model = load_router_model()
+    assert model.forms["choice"].dense != model.forms["arithmetic"].dense
+    result = load_default_classifier().classify(chat("Tom has 3 apples and buys 4 more. How many now?"))  # type: ignore[arg-type]
+    assert result.features["form:arithmetic"] == 1.0

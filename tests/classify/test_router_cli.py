@@ -14,8 +14,13 @@ from tests.factories import POLICIES, REPO, example_policy
 
 def gateway(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "gateway", *args], check=False, capture_output=True, text=True, cwd=REPO,
-        input=stdin, timeout=120,
+        [sys.executable, "-m", "gateway", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        input=stdin,
+        timeout=120,
     )
 
 
