@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from gateway.request import ChatRequest
+
+Terms = tuple[tuple[str, float], ...]
 
 
 @dataclass(frozen=True, slots=True)
 class Complexity:
     score: float  # 0 = trivial, 1 = needs the strongest model
     features: Mapping[str, float]
-    top: tuple[tuple[str, float], ...]  # the features that moved the score most, with their contribution
+    strongest: Terms | Callable[[], Terms] = field(compare=False)  # ``top``, or how to name it when asked
     classifier: str
+
+    @property
+    def top(self) -> Terms:
+        """The features that moved the score most, with their contribution. A classifier may name them
+        only when asked (explain output): most requests are never explained, and naming costs time."""
+        strongest = self.strongest
+        return strongest() if callable(strongest) else strongest
 
 
 class Classifier(Protocol):

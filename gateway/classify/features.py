@@ -25,7 +25,7 @@ import operator
 import re
 from collections import Counter
 from dataclasses import dataclass
-from itertools import compress, pairwise
+from itertools import compress, pairwise, repeat
 
 HEAD_CHARS, TAIL_CHARS = 2400, 800
 MAX_TOKENS = 512
@@ -70,6 +70,7 @@ _PART_FOLLOWERS = (*sorted(_PART_LABELS), "<n1>", "<n2>", "<n3>", "<n4>")
 _LONG_WORD = 9
 _FIRST, _FIRST5 = operator.itemgetter(0), operator.itemgetter(slice(0, 5))
 _DIGIT = re.compile("[0-9]")
+_ZEROS = repeat(0)  # the default of dict.get in a C-level map
 CUE_OF: dict[str, str] = {word: kind for kind, words in _CUES.items() for word in words.split()}
 CUE_KINDS = tuple(_CUES)
 FORMS = ("choice", "arithmetic", "open")
@@ -148,7 +149,7 @@ def analyze(text: str) -> Analysis:
     numbered = options.count("")
     lettered = len(options) - numbered
     dense = _dense(text, part, raw, counts, pairs, len(options))
-    numbers = sum(counts.get(s, 0) for s in _SHAPES)
+    numbers = sum(map(counts.get, _SHAPES, _ZEROS))
     return Analysis(tuple(counts), tuple(pairs), dense, form_of(lettered, numbers - numbered))
 
 
@@ -172,11 +173,11 @@ def _dense(
     words, distinct_words = sum(freq), len(alpha)
     letters = sum(map(operator.mul, lengths, freq))
     long_words = sum(compress(freq, map((_LONG_WORD - 1).__lt__, lengths)))
-    numbers = sum(get(s, 0) for s in _SHAPES)
-    big = sum(get(s, 0) for s in _BIG_SHAPES)
+    numbers = sum(map(get, _SHAPES, _ZEROS))
+    big = sum(map(get, _BIG_SHAPES, _ZEROS))
     symbols = len(raw) - words - numbers
-    operators = sum(get(s, 0) for s in _OPERATORS)
-    ends = sum(get(s, 0) for s in _SENTENCE_ENDS)
+    operators = sum(map(get, _OPERATORS, _ZEROS))
+    ends = sum(map(get, _SENTENCE_ENDS, _ZEROS))
     cues = dict.fromkeys(CUE_KINDS, 0)
     for tok in CUE_OF.keys() & counts.keys():
         cues[CUE_OF[tok]] += counts[tok]

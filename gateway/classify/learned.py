@@ -145,27 +145,29 @@ class LearnedClassifier:
         word_c: list[float] = scorer.fill_unseen(words, found) if None in found else found  # type: ignore[assignment]
         pair_c = list(map(scorer.bigrams, analysis.bigrams, repeat(0.0, len(analysis.bigrams))))
         dense = scorer.dense
-        dense_terms = [
-            (name, dense[name][2] * clip((value - dense[name][0]) / dense[name][1]))
-            for name, value in analysis.dense.items()
-        ]
+        dense_c = []
+        for name, value in analysis.dense.items():
+            mean, scale, weight = dense[name]
+            z = (value - mean) / scale  # clip(z), inline: this loop runs for every request
+            z = -DENSE_CLIP if z < -DENSE_CLIP else DENSE_CLIP if z > DENSE_CLIP else z
+            dense_c.append(weight * z)
         values = [c for _, c in prior]
         values += word_c
         values += pair_c
-        values += [c for _, c in dense_terms]
+        values += dense_c
         raw = self._offset + sum(values)  # the terms in the order ``contributions`` sums them: the same float
         n_terms = len(values) - word_c.count(0.0) - pair_c.count(0.0)
-        top = self._top(values, prior, words, analysis.bigrams, dense_terms)
-        if top is None:  # fewer than TOP_FEATURES non-zero terms: name them the plain way
-            terms = model.contributions(analysis, request)
-            top = heapq.nlargest(TOP_FEATURES, terms, key=lambda term: abs(term[1]))
+
+        def strongest() -> tuple[tuple[str, float], ...]:  # named only when the decision is explained
+            dense_terms = list(zip(analysis.dense, dense_c, strict=True))
+            top = self._top(values, prior, words, analysis.bigrams, dense_terms)
+            if top is None:  # fewer than TOP_FEATURES non-zero terms: name them the plain way
+                terms = model.contributions(analysis, request)
+                top = heapq.nlargest(TOP_FEATURES, terms, key=lambda term: abs(term[1]))
+            return tuple((name, round(c, 4)) for name, c in top)
+
         features = MappingProxyType({"raw": round(raw, 4), "terms": float(n_terms), "form:" + analysis.form: 1.0})
-        return Complexity(
-            round(model.calibration.score(raw), 6),
-            features,
-            tuple((name, round(c, 4)) for name, c in top),
-            self.name,
-        )
+        return Complexity(round(model.calibration.score(raw), 6), features, strongest, self.name)
 
     @staticmethod
     def _top(

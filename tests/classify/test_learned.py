@@ -44,7 +44,7 @@ def test_scoring_is_deterministic_and_in_range() -> None:
     first, second = LearnedClassifier(load_router_model()), LearnedClassifier(load_router_model())
     for text in (EASY, HARD, "", "x" * 20000, "1 + 1 = ?"):
         a, b = first.classify(chat(text)), second.classify(chat(text))  # type: ignore[arg-type]
-        assert a == b and 0.0 <= a.score <= 1.0
+        assert a == b and a.top == b.top and 0.0 <= a.score <= 1.0
 
 
 def test_explain_shows_the_score_and_the_strongest_features() -> None:
