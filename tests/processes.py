@@ -18,6 +18,19 @@ import httpx
 from tests.factories import REPO
 
 
+def run_cli(*args: str, stdin: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``python -m gateway ARGS`` from the repository root, its output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        input=stdin,
+        timeout=timeout,
+    )
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -2,37 +2,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.factories import POLICIES, REPO
-
-
-def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", *args],
-        check=False,
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        input=stdin,
-        timeout=60,
-    )
+from tests.factories import POLICIES
+from tests.processes import run_cli
 
 
 def test_keys_hash_reads_stdin_and_matches_sha256() -> None:
-    result = run("keys", "hash", stdin="demo-key\n")
+    result = run_cli("keys", "hash", stdin="demo-key\n")
     assert result.returncode == 0
     assert result.stdout.strip() == hashlib.sha256(b"demo-key").hexdigest()
-    assert run("keys", "hash", "demo-key").stdout == result.stdout
-    assert run("keys", "hash", stdin="\n").returncode == 2
+    assert run_cli("keys", "hash", "demo-key").stdout == result.stdout
+    assert run_cli("keys", "hash", stdin="\n").returncode == 2
 
 
 def test_policy_explain_prints_the_decision_without_calling(tmp_path: Path) -> None:
     request = tmp_path / "request.json"
     request.write_text(json.dumps({"model": "auto", "messages": [{"role": "user", "content": "hi"}]}))
-    result = run(
+    result = run_cli(
         "policy", "explain", "--policies", str(POLICIES), "--tenant", "demo-us-only", "--request", str(request)
     )
     assert result.returncode == 0, result.stderr
@@ -45,7 +32,7 @@ def test_policy_explain_prints_the_decision_without_calling(tmp_path: Path) -> N
 def test_policy_explain_of_a_denied_request_exits_3_with_the_rule(tmp_path: Path) -> None:
     request = tmp_path / "request.json"
     request.write_text(json.dumps({"model": "deepseek-v3", "messages": [{"role": "user", "content": "hi"}]}))
-    result = run("policy", "explain", "--policies", str(POLICIES), "--tenant", "acme-us", "--request", str(request))
+    result = run_cli("policy", "explain", "--policies", str(POLICIES), "--tenant", "acme-us", "--request", str(request))
     assert result.returncode == 3
     assert "tenant.deny_origins" in json.loads(result.stdout)["error"]["message"]
 
@@ -53,12 +40,12 @@ def test_policy_explain_of_a_denied_request_exits_3_with_the_rule(tmp_path: Path
 def test_policy_explain_names_an_unknown_tenant(tmp_path: Path) -> None:
     request = tmp_path / "request.json"
     request.write_text("{}")
-    result = run("policy", "explain", "--policies", str(POLICIES), "--tenant", "nobody", "--request", str(request))
+    result = run_cli("policy", "explain", "--policies", str(POLICIES), "--tenant", "nobody", "--request", str(request))
     assert result.returncode == 2 and "unknown tenant 'nobody'" in result.stderr
 
 
 def test_serve_refuses_a_broken_policy_directory_with_its_problems(tmp_path: Path) -> None:
     (tmp_path / "tenants.yaml").write_text("tenants:\n  t:\n    keys: []\n")
-    result = run("serve", "--policies", str(tmp_path), "--port", "0")
+    result = run_cli("serve", "--policies", str(tmp_path), "--port", "0")
     assert result.returncode != 0
     assert "tenants.t.keys" in result.stderr and "Traceback" not in result.stderr

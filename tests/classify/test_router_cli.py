@@ -1,27 +1,14 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 from gateway.classify import load_default_classifier
 from gateway.classify.loader import read_router_model
 from gateway.policy.decide import tier_for
 from gateway.router_train import chat_request
-from tests.factories import POLICIES, REPO, example_policy
-
-
-def gateway(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", *args],
-        check=False,
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        input=stdin,
-        timeout=120,
-    )
+from tests.factories import POLICIES, example_policy
+from tests.processes import run_cli
 
 
 def test_score_writes_one_line_per_request_exactly_as_the_gateway_scores(tmp_path: Path) -> None:
@@ -32,7 +19,7 @@ def test_score_writes_one_line_per_request_exactly_as_the_gateway_scores(tmp_pat
     lines = [{"uid": "a", "prompt": "What is the capital of France?"}, {"uid": 7, "messages": messages}]
     path = tmp_path / "in.jsonl"
     path.write_text("\n".join(json.dumps(line) for line in lines) + "\n\n")
-    result = gateway("router", "score", "--input", str(path), "--policies", str(POLICIES))
+    result = run_cli("router", "score", "--input", str(path), "--policies", str(POLICIES))
     assert result.returncode == 0, result.stderr
     out = [json.loads(line) for line in result.stdout.splitlines()]
     assert [o["uid"] for o in out] == ["a", 7]
@@ -47,22 +34,22 @@ def test_score_writes_one_line_per_request_exactly_as_the_gateway_scores(tmp_pat
 def test_score_reports_a_bad_line(tmp_path: Path) -> None:
     path = tmp_path / "in.jsonl"
     path.write_text('{"uid": 1, "prompt": "hi"}\nnot json\n')
-    result = gateway("router", "score", "--input", str(path), "--policies", str(POLICIES))
+    result = run_cli("router", "score", "--input", str(path), "--policies", str(POLICIES))
     assert result.returncode == 1 and ":2:" in result.stderr
     assert len(result.stdout.splitlines()) == 1
 
 
 def test_train_then_eval_on_a_small_data_set(small_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "router.json.gz"
-    trained = gateway("router", "train", "--data", str(small_data), "--out", str(out))
+    trained = run_cli("router", "train", "--data", str(small_data), "--out", str(out))
     assert trained.returncode == 0, trained.stderr
     model = read_router_model(out)
     assert model.training["examples"] == 36 and len(model.calibration.knots) == 101
     again = tmp_path / "again.json.gz"
-    gateway("router", "train", "--data", str(small_data), "--out", str(again))
+    run_cli("router", "train", "--data", str(small_data), "--out", str(again))
     assert again.read_bytes() == out.read_bytes(), "training is deterministic"
 
-    evaluated = gateway("router", "eval", "--data", str(small_data), "--seeds", "0", "--folds", "3")
+    evaluated = run_cli("router", "eval", "--data", str(small_data), "--seeds", "0", "--folds", "3")
     assert evaluated.returncode == 0, evaluated.stderr
     text = evaluated.stdout
     assert "grouped 3-fold CV" in text and "leave one benchmark out" in text
