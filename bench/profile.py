@@ -25,17 +25,11 @@ from bench.cells import Scenario, configure_upstream, run_cell
 from bench.procs import Server
 from bench.run import gateway_spec
 
-TOOLS = targets.BENCH / ".venv-tools"
 _FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 
 
 def py_spy() -> Path:
-    binary = TOOLS / "bin" / "py-spy"
-    if not binary.exists():
-        print(f"installing py-spy into {TOOLS} ...", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(TOOLS)], check=True)
-        subprocess.run([str(TOOLS / "bin" / "pip"), "install", "--quiet", "py-spy"], check=True)
-    return binary
+    return targets.tool("py-spy", "py-spy")
 
 
 def run(args: argparse.Namespace) -> None:

@@ -12,31 +12,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import subprocess
 import sys
-from pathlib import Path
 
 from bench import loadgen
-from bench.procs import Server, cpu_seconds, free_port, spawn, stop, wait_until
-from bench.targets import BENCH
+from bench.procs import Server, answers, cpu_seconds, free_port, spawn, stop, wait_until
+from bench.targets import BENCH, tool
 
-TOOLS = BENCH / ".venv-tools"
 APP = "minimal_app:app"  # bench/minimal_app.py, run from bench/ so either server imports it
-
-
-def granian() -> Path:
-    binary = TOOLS / "bin" / "granian"
-    if not binary.exists():
-        print(f"installing granian into {TOOLS} ...", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(TOOLS)], check=True)
-        subprocess.run([str(TOOLS / "bin" / "pip"), "install", "--quiet", "granian", "uvloop"], check=True)
-    return binary
 
 
 def commands(port: int) -> dict[str, list[str]]:
     uvicorn = [sys.executable, "-m", "uvicorn", APP, "--port", str(port), "--loop", "uvloop", "--http", "httptools",
                "--no-access-log", "--log-level", "warning"]  # fmt: skip
-    gran = [str(granian()), "--interface", "asgi", "--port", str(port), "--loop", "uvloop", "--workers", "1",
+    granian = tool("granian", "granian", "uvloop")
+    gran = [str(granian), "--interface", "asgi", "--port", str(port), "--loop", "uvloop", "--workers", "1",
             "--no-ws", "--log-level", "warning", APP]  # fmt: skip
     return {"uvicorn (uvloop, httptools)": uvicorn, "granian (asgi, uvloop)": gran}
 
@@ -46,14 +35,13 @@ def measure(name: str, argv: list[str], port: int, concurrency: int, duration: f
     proc = spawn(argv, cwd=BENCH, env=None)
     try:
         server = Server(name, base, proc)
-        probe = lambda: _answers(base + "/v1/chat/completions")  # noqa: E731
-        server.started_in = wait_until(probe, proc, 30, name)
+        url = base + "/v1/chat/completions"
+        server.started_in = wait_until(answers(url, b"{}", None), proc, 30, name)
         marks: dict[str, float] = {}
 
         def mark(at: str) -> None:
             marks[at] = cpu_seconds(proc.pid)
 
-        url = base + "/v1/chat/completions"
         request = loadgen.http_request(url, b"{}", None)
         result, end = asyncio.run(loadgen.run(url, [request], concurrency, duration, 1.0, mark))
         summary = result.summary(end)
@@ -61,15 +49,6 @@ def measure(name: str, argv: list[str], port: int, concurrency: int, duration: f
         return f"| {name} | {summary['rps']:.0f} | {summary['p50_ms']:.2f} | {cpu_us:.0f} | {summary['errors']:.0f} |"
     finally:
         stop(proc)
-
-
-def _answers(url: str) -> bool:
-    import httpx
-
-    try:
-        return httpx.post(url, content=b"{}", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def main() -> None:

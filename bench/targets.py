@@ -20,6 +20,7 @@ PYTHON = sys.executable
 GATEWAY_BIN = Path(PYTHON).parent / "gateway"
 LITELLM_VERSION = "1.108.7"
 LITELLM_VENV = BENCH / ".venv-litellm"
+TOOLS = BENCH / ".venv-tools"  # profilers and other servers, kept out of the gateway's environment
 LITELLM_KEY = "sk-bench-master-key"
 GATEWAY_KEY = "bench-key"
 UPSTREAM_MODEL = "bench-model"
@@ -120,6 +121,16 @@ def start_floor(upstream: Server, client: str = "aiohttp") -> Server:
     probe = answers(base + "/chat/completions", loadgen.chat_body(UPSTREAM_MODEL, False), None)
     server.started_in = wait_until(probe, proc, 30, "the pass-through floor")
     return server
+
+
+def tool(name: str, *packages: str) -> Path:
+    """The executable ``name`` from ``bench/.venv-tools``, installing ``packages`` there on first use."""
+    binary = TOOLS / "bin" / name
+    if not binary.exists():
+        print(f"installing {', '.join(packages)} into {TOOLS} ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(TOOLS)], check=True)
+        subprocess.run([str(TOOLS / "bin" / "pip"), "install", "--quiet", *packages], check=True)
+    return binary
 
 
 def ensure_litellm() -> Path:
