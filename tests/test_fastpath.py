@@ -84,5 +84,9 @@ def test_hot_endpoint_errors_keep_openai_shape_and_headers(gateway: str) -> None
 
 
 def test_other_methods_and_paths_still_go_through_the_router(gateway: str) -> None:
-    assert httpx.get(gateway + "/v1/chat/completions").status_code == 405
-    assert httpx.post(gateway + "/v1/chat/completions/", json=BODY).status_code in (307, 404)
+    wrong_method = httpx.get(gateway + "/v1/chat/completions")
+    assert wrong_method.status_code == 405
+    assert wrong_method.json()["error"]["code"] == "method_not_allowed"
+    slash = httpx.post(gateway + "/v1/chat/completions/", json=BODY)
+    assert slash.status_code == 307, "the router, not the fast path, answers a path with a trailing slash"
+    assert slash.headers["location"] == gateway + "/v1/chat/completions"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -77,3 +79,17 @@ def test_workers_share_one_metrics_view(tmp_path: Path, upstreams: Upstreams) ->
             )
     assert totals == {20.0}
     assert len({p.name.split("_")[-1] for p in (tmp_path / "metrics").glob("counter_*.db")}) == 2, "two processes wrote"
+
+
+def test_the_served_process_keeps_start_up_objects_out_of_the_cyclic_collector() -> None:
+    script = (
+        "import gc, json\n"
+        "from gateway.serve import GC_YOUNG_THRESHOLD, tune_gc\n"
+        "before = gc.get_freeze_count()\n"
+        "tune_gc()\n"
+        "print(json.dumps([before, gc.get_freeze_count(), gc.get_threshold()[0], GC_YOUNG_THRESHOLD]))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60)
+    before, frozen, young, expected = json.loads(result.stdout)
+    assert before == 0 and frozen > 10_000, "the loaded modules' objects are frozen"
+    assert young == expected == 10_000
