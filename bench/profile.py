@@ -3,7 +3,7 @@
     .venv/bin/python -m bench --profile [--profile-seconds 20] [--concurrency 16] [--modes plain,stream]
                                         [--profile-target gateway|floor|floor-httpx]
 
-For each mode, at upstream delay 0 and the first ``--concurrency`` value, py-spy records the gateway
+For each mode, at the first ``--delays`` value and the first ``--concurrency`` value, py-spy records the gateway
 process while the load generator drives it through the ``auto`` route. Writes a flame graph and the
 collapsed stacks to bench/.logs/, and prints where the samples fall: by function (self and
 inclusive) and by package (self), as a share of all samples taken while the gateway was on CPU.
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> None:
         raise
     try:
         for mode in args.modes:
-            scenario = Scenario(0.0, mode == "stream", args.concurrency[0], args.chunks, args.chunk_gap_ms)
+            scenario = Scenario(args.delays[0], mode == "stream", args.concurrency[0], args.chunks, args.chunk_gap_ms)
             configure_upstream(upstream, scenario)
             stacks = record(binary, server, upstream, scenario, args.profile_seconds)
             print(f"\n## {server.name}, {scenario.label} ({args.profile_seconds:g} s)\n")

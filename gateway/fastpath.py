@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from gateway import edge
+from gateway import coalesce, edge
 from gateway.errors import GatewayError
 
 log = logging.getLogger("gateway")
@@ -56,10 +56,12 @@ def _rid(request: Request) -> str:
 
 
 class EventStream(Response):
-    """Server-sent events, one ``send`` per event, closed as soon as the client goes away.
+    """Server-sent events, closed as soon as the client goes away.
 
-    Starlette's ``StreamingResponse`` watches for a disconnect with an AnyIO task group per stream;
-    this watches with one plain task and cancels the stream from it, which costs a fraction of that.
+    Events that are ready together go out in one write (:mod:`gateway.coalesce`), and the last of
+    them with the end of the response. Starlette's ``StreamingResponse`` watches for a disconnect
+    with an AnyIO task group per stream; this watches with one plain task and cancels the stream
+    from it, which costs a fraction of that.
     """
 
     media_type = "text/event-stream"
@@ -75,12 +77,16 @@ class EventStream(Response):
         assert task is not None
         watch = _Watch(task)
         watcher = asyncio.ensure_future(watch.run(receive))
+        batches = coalesce.ready_batches(self.events)
         try:
             await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-            async for event in self.events:
-                await send({"type": "http.response.body", "body": event, "more_body": True})
-            watch.streaming = False
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            last = False
+            async for piece, last in batches:
+                watch.streaming = not last
+                await send({"type": "http.response.body", "body": piece, "more_body": not last})
+            if not last:
+                watch.streaming = False
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
         except asyncio.CancelledError:
             if not watch.gone:
                 raise
@@ -88,6 +94,7 @@ class EventStream(Response):
         finally:
             watch.streaming = False
             watcher.cancel()
+            await asyncio.shield(batches.aclose())
             aclose: Any = getattr(self.events, "aclose", None)
             if aclose is not None:
                 await asyncio.shield(aclose())

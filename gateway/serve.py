@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import logging.config
 import os
@@ -10,6 +12,7 @@ import sys
 import tempfile
 from dataclasses import asdict, replace
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import orjson
@@ -71,9 +74,44 @@ def run(settings: Settings) -> int:
         return 1
     settings = replace(settings, port=sock.getsockname()[1])
     app = create_app(settings, on_ready=lambda gw: _ready(banner(settings, gw.routing.policy)))
-    server = uvicorn.Server(_config(app, settings))
+    server = Server(_config(app, settings))
     server.run(sockets=[sock])
     return 0 if server.started else 1
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, waking once a second when idle instead of ten times.
+
+    uvicorn's main loop sleeps 100 ms at a time to refresh the Date header (which has a resolution
+    of one second) and to notice a shutdown. Measured with the bench policy, an idle gateway spent
+    about 2 ms of CPU per second on those wakeups; with one client against a 50 ms upstream (about
+    20 requests a second) that was 0.1 ms of every request. Here the loop waits up to a second, and
+    the signal handler wakes it at once, so shutdown is as prompt as before. (Worker processes under
+    ``--workers`` are uvicorn's own and keep the 100 ms tick.)
+    """
+
+    TICK_SECONDS = 1.0
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def main_loop(self) -> None:
+        self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
+        ticks_per_wait = round(self.TICK_SECONDS / 0.1)  # on_tick counts uvicorn's 100 ms ticks
+        counter = 0
+        should_exit = await self.on_tick(counter)
+        while not should_exit:
+            counter = (counter + ticks_per_wait) % 864000
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.TICK_SECONDS)
+            should_exit = await self.on_tick(counter)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        if self._loop is not None and self._wake is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
 
 
 def _config(app: FastAPI, settings: Settings) -> uvicorn.Config:

@@ -93,3 +93,59 @@ def test_the_served_process_keeps_start_up_objects_out_of_the_cyclic_collector()
     before, frozen, young, expected = json.loads(result.stdout)
     assert before == 0 and frozen > 10_000, "the loaded modules' objects are frozen"
     assert young == expected == 10_000
+
+
+SERVER_TICKS = """
+import json, os, signal, socket, threading, time
+import uvicorn
+from gateway.serve import Server
+
+
+async def app(scope, receive, send):
+    await send({"type": "http.response.start", "status": 204, "headers": []})
+    await send({"type": "http.response.body", "body": b""})
+
+
+class Counting(Server):
+    ticks = 0
+
+    async def on_tick(self, counter):
+        Counting.ticks += 1
+        return await super().on_tick(counter)
+
+
+class Slow(Counting):
+    TICK_SECONDS = 30.0
+
+
+def run(cls, idle):
+    sock = socket.create_server(("127.0.0.1", 0))
+    server = cls(uvicorn.Config(app, lifespan="off", log_level="warning", loop="uvloop", http="httptools"))
+    sent = []
+
+    def stop():
+        while not server.started:
+            time.sleep(0.01)
+        time.sleep(idle)
+        sent.append(time.monotonic())
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=stop, daemon=True).start()
+    server.run(sockets=[sock])
+    return time.monotonic() - sent[0]
+
+
+signal.signal(signal.SIGTERM, lambda *_: None)  # uvicorn raises the signal it caught again after a run
+run(Counting, 2.5)
+idle_ticks = Counting.ticks
+print(json.dumps({"idle_ticks": idle_ticks, "shutdown_seconds": run(Slow, 0.5)}))
+"""
+
+
+def test_the_server_wakes_once_a_second_when_idle_and_still_stops_at_once() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", SERVER_TICKS], capture_output=True, text=True, check=True, timeout=60
+    )
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["idle_ticks"] <= 4, "uvicorn's own loop ticks 10 times a second: ~26 in 2.5 s"
+    assert figures["shutdown_seconds"] < 5.0, "SIGTERM wakes the loop; it does not wait for the 30 s tick"
