@@ -108,7 +108,7 @@ async def _start(settings: Settings, env: Mapping[str, str] | None, stack: Async
     routing = Routing(policy, classifier, Caller(providers, gate, lookup), guards, gate)
     sinks: list[Sink] = [metrics.record]
     if settings.audit_log:
-        audit = AuditLog(settings.audit_log)
+        audit = AuditLog(settings.audit_log, settings.audit_flush_seconds, shared=settings.workers > 1)
         stack.callback(audit.close)
         sinks.append(audit)
     log.info("policy %s loaded from %s; shared state: %s", policy.revision, policy.source, store.name)

@@ -7,7 +7,10 @@ revision. Prompt and completion text appear only for tenants whose policy sets `
 
 from __future__ import annotations
 
+import asyncio
+import select
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -64,20 +67,82 @@ def audit_entry(rec: RequestRecord) -> dict[str, Any]:
     return entry
 
 
-class AuditLog:
-    """A sink writing one line per record. ``target`` is a path, or ``-`` for stdout."""
+FLUSH_BYTES = 64 * 1024  # pending lines are written at once when they reach this size
 
-    def __init__(self, target: str) -> None:
+
+class AuditLog:
+    """A sink writing one line per record. ``target`` is a path, or ``-`` for stdout.
+
+    Lines are written in batches, not one write per request: at most ``flush_seconds`` after the
+    first pending line (a timer), sooner when a later record finds the batch half that old (so under
+    steady traffic the flush rides on a request and the timer rarely wakes the process), at 64 kB,
+    and at close. Envoy's access log makes the same trade (flushed every second by default): a
+    process killed outright loses at most ``flush_seconds`` of lines. ``flush_seconds=0`` writes
+    each line at once. Measured with strace, the per-request write was one of four syscalls of a
+    proxied request; at one client against a 50 ms upstream every syscall runs on cold caches.
+
+    ``shared``: other processes write to the same stdout (``--workers``). A pipe keeps a write whole
+    only up to ``PIPE_BUF`` bytes, so batches to stdout are then cut at line ends below that size.
+    """
+
+    def __init__(self, target: str, flush_seconds: float = 1.0, shared: bool = False) -> None:
         self._owned = target != "-"
         self._out: IO[bytes] = (
             Path(target).open("ab", buffering=0) if self._owned else sys.stdout.buffer  # noqa: SIM115
         )
+        self.flush_seconds = flush_seconds
+        self._piece_limit = select.PIPE_BUF if shared and not self._owned else None
+        self._pending: list[bytes] = []
+        self._size = 0
+        self._since = 0.0  # monotonic time of the oldest pending line
+        self._timer: asyncio.TimerHandle | None = None
 
     def __call__(self, rec: RequestRecord) -> None:
-        self._out.write(orjson.dumps(audit_entry(rec), option=orjson.OPT_APPEND_NEWLINE))
-        if not self._owned:
-            self._out.flush()
+        line = orjson.dumps(audit_entry(rec), option=orjson.OPT_APPEND_NEWLINE)
+        now = time.monotonic()
+        if not self._pending:
+            self._since = now
+        self._pending.append(line)
+        self._size += len(line)
+        if self._size >= FLUSH_BYTES or now - self._since >= self.flush_seconds / 2:
+            self.flush()
+        elif self._timer is None:
+            try:
+                self._timer = asyncio.get_running_loop().call_later(self.flush_seconds, self.flush)
+            except RuntimeError:  # no event loop (a command-line use): nothing would flush later
+                self.flush()
+
+    def flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._pending:
+            return
+        pieces = [b"".join(self._pending)] if self._piece_limit is None else _pieces(self._pending, self._piece_limit)
+        self._pending.clear()
+        self._size = 0
+        for piece in pieces:
+            self._out.write(piece)
+            if not self._owned:
+                self._out.flush()  # stdout is buffered: each piece is its own write
 
     def close(self) -> None:
+        self.flush()
         if self._owned:
             self._out.close()
+
+
+def _pieces(lines: list[bytes], limit: int) -> list[bytes]:
+    """The lines joined into pieces of at most ``limit`` bytes (a longer line is a piece of its own)."""
+    pieces: list[bytes] = []
+    group: list[bytes] = []
+    size = 0
+    for line in lines:
+        if group and size + len(line) > limit:
+            pieces.append(b"".join(group))
+            group, size = [], 0
+        group.append(line)
+        size += len(line)
+    if group:
+        pieces.append(b"".join(group))
+    return pieces

@@ -37,6 +37,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--audit-log", default="-", metavar="PATH", help="audit trail: a file, '-' for stdout (default), 'off'"
     )
+    serve.add_argument(
+        "--audit-flush-seconds", type=float, default=1.0, metavar="S",
+        help="longest an audit line waits before it is written (default 1); 0 writes each line at once",
+    )  # fmt: skip
     serve.add_argument("--reload-seconds", type=float, default=5.0, help="policy change check interval; 0 = off")
     serve.add_argument("--workers", type=int, default=1, help="worker processes (metrics shared, see README)")
     serve.set_defaults(run=_serve)
@@ -101,10 +105,13 @@ def _serve(args: argparse.Namespace) -> int:
     if args.workers < 1:
         print("error: --workers must be at least 1", file=sys.stderr)
         return 2
+    if not 0 <= args.audit_flush_seconds <= 60:
+        print("error: --audit-flush-seconds must be between 0 and 60", file=sys.stderr)
+        return 2
     settings = Settings(
         policies=args.policies, host=args.host, port=args.port, demo=args.demo, log_level=args.log_level,
         audit_log=None if args.audit_log == "off" else args.audit_log, reload_seconds=args.reload_seconds,
-        workers=args.workers,
+        workers=args.workers, audit_flush_seconds=args.audit_flush_seconds,
     )  # fmt: skip
     return run(settings)
 

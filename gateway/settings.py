@@ -16,5 +16,6 @@ class Settings:
     demo: bool = False  # start stand-in upstreams in process and route to them
     log_level: str = "info"
     audit_log: str | None = None  # a file path, "-" for stdout, None for no audit trail
+    audit_flush_seconds: float = 1.0  # longest a line waits to be written; 0 writes each line at once
     reload_seconds: float = 5.0  # how often to look for policy changes; 0 turns reloading off
     workers: int = 1  # processes serving one port

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,8 @@ import openai
 import pytest
 
 from gateway.app import create_app
+from gateway.audit import AuditLog, _pieces
+from gateway.record import RequestRecord
 from gateway.settings import Settings
 from gateway.standin.control import Fault
 from gateway.standin.server import ThreadedServer
@@ -37,7 +41,7 @@ def audited(tmp_path: Path, upstreams: Upstreams) -> Iterator[tuple[str, Path]]:
     }
     policy = small_policy(tmp_path / "p", upstreams.v1(), tenants=tenants, routes=routes)
     audit = tmp_path / "audit.jsonl"
-    settings = Settings(policies=policy, audit_log=str(audit), reload_seconds=0)
+    settings = Settings(policies=policy, audit_log=str(audit), audit_flush_seconds=0, reload_seconds=0)
     with ThreadedServer(create_app(settings, env={})) as server:
         yield server.url, audit
 
@@ -112,3 +116,91 @@ def test_summarize_reports_traffic_cost_and_savings(audited: tuple[str, Path], m
 
 def entries_ok(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
+
+
+def test_lines_wait_for_the_flush_and_shutdown_writes_them(tmp_path: Path, upstreams: Upstreams) -> None:
+    policy = small_policy(tmp_path / "p", upstreams.v1())
+    audit = tmp_path / "audit.jsonl"
+    settings = Settings(policies=policy, audit_log=str(audit), audit_flush_seconds=30, reload_seconds=0)
+    with ThreadedServer(create_app(settings, env={})) as server:
+        client = openai.OpenAI(base_url=server.url + "/v1", api_key="open-key", max_retries=0)
+        ask(client)
+        ask(client)
+        assert audit.read_text() == "", "both lines are pending: the second came well within half the interval"
+    assert [e["status"] for e in entries(audit)] == [200, 200]
+
+
+def test_a_pending_line_is_written_by_the_timer(tmp_path: Path, upstreams: Upstreams) -> None:
+    policy = small_policy(tmp_path / "p", upstreams.v1())
+    audit = tmp_path / "audit.jsonl"
+    settings = Settings(policies=policy, audit_log=str(audit), audit_flush_seconds=0.3, reload_seconds=0)
+    with ThreadedServer(create_app(settings, env={})) as server:
+        ask(openai.OpenAI(base_url=server.url + "/v1", api_key="open-key", max_retries=0))
+        deadline = time.monotonic() + 10
+        while not audit.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(entries(audit)) == 1, "no other request came: the timer wrote it"
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def _record(i: int) -> RequestRecord:
+    return RequestRecord(
+        request_id=f"req_{i}", time=0.0, endpoint="chat", tenant="t", route="auto", tier="simple", model="m",
+        status=200, error_code=None, decision=None, deployment=None, attempts=(), input_tokens=1, output_tokens=1,
+        cost_usd=0.0, counterfactual_cost_usd=0.0, seconds=0.1, overhead_seconds=0.0, ttft_seconds=None,
+        denied_rules=(), policy_revision="r",
+    )  # fmt: skip
+
+
+def test_a_record_that_finds_the_batch_half_the_interval_old_writes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = _Clock()
+    monkeypatch.setattr("gateway.audit.time", clock)
+    path = tmp_path / "audit.jsonl"
+
+    async def scenario() -> list[int]:
+        log = AuditLog(str(path), flush_seconds=10)
+        lines = []
+        for at in (0.0, 4.0, 6.0, 7.0):
+            clock.now = at
+            log(_record(int(at)))
+            lines.append(len(path.read_text().splitlines()))
+        for i in range(200):  # ~600 bytes each: the batch reaches 64 kB well before the interval
+            log(_record(100 + i))
+        lines.append(len(path.read_text().splitlines()))
+        log.close()
+        lines.append(len(path.read_text().splitlines()))
+        return lines
+
+    at_0, at_4, at_6, at_7, by_size, closed = asyncio.run(scenario())
+    assert (at_0, at_4, at_6) == (0, 0, 3), "at 6 s the batch (from 0 s) was half the 10 s old: all three written"
+    assert at_7 == 3, "a new batch starts"
+    assert 4 < by_size < 204 and closed == 204, "64 kB went out without waiting; close wrote the rest"
+
+
+def test_zero_writes_each_line_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+
+    async def scenario() -> int:
+        log = AuditLog(str(path), flush_seconds=0)
+        log(_record(1))
+        written = len(path.read_text().splitlines())
+        log.close()
+        return written
+
+    assert asyncio.run(scenario()) == 1
+
+
+def test_batches_for_a_shared_stdout_stay_within_what_a_pipe_writes_whole() -> None:
+    lines = [b"a" * 1500 + b"\n", b"b" * 1500 + b"\n", b"c" * 1500 + b"\n", b"d" * 5000 + b"\n", b"e\n"]
+    pieces = _pieces(lines, 4096)
+    assert b"".join(pieces) == b"".join(lines)
+    assert [len(p) for p in pieces] == [3002, 1501, 5001, 2], "a line longer than the limit goes alone"

@@ -49,8 +49,8 @@ def replicas(tmp_path: Path, upstreams: Upstreams, redis_server: Any) -> Iterato
     policy = shared_policy(tmp_path / "p", upstreams)
     env = {"REDIS_URL": redis_server.url, "FRONTIER_KEY": OPENAI_KEY}
     with (
-        serve(policy, env, "--audit-log", str(tmp_path / "a1.jsonl")) as one,
-        serve(policy, env, "--audit-log", str(tmp_path / "a2.jsonl")) as two,
+        serve(policy, env, "--audit-log", str(tmp_path / "a1.jsonl"), "--audit-flush-seconds", "0") as one,
+        serve(policy, env, "--audit-log", str(tmp_path / "a2.jsonl"), "--audit-flush-seconds", "0") as two,
     ):
         yield one, two
 
