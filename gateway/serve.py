@@ -20,6 +20,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from gateway.app import create_app
+from gateway.http_protocol import HttpProtocol
 from gateway.logs import log_config
 from gateway.policy.policy_set import PolicySet
 from gateway.policy_loader import PolicyError, load_policy_dir
@@ -27,11 +28,12 @@ from gateway.settings import Settings
 
 SETTINGS_ENV = "SWITCHYARD_SETTINGS"
 GC_YOUNG_THRESHOLD = 10_000
-# uvloop + httptools (bench/servers.py: granian used more CPU per request on the same app); no access
+# uvloop + httptools (bench/servers.py: granian used more CPU per request on the same app), with each
+# response's head and body in one write (gateway/http_protocol.py); no access
 # log (the audit trail has every request); no X-Forwarded-* rewriting (nothing here reads the client
 # address or scheme) and no "server: uvicorn" header.
 SERVER_OPTIONS: dict[str, Any] = {
-    "loop": "uvloop", "http": "httptools", "ws": "none", "lifespan": "on", "access_log": False,
+    "loop": "uvloop", "http": HttpProtocol, "ws": "none", "lifespan": "on", "access_log": False,
     "proxy_headers": False, "server_header": False,
 }  # fmt: skip
 
