@@ -6,6 +6,7 @@ import json
 import math
 import os
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -20,16 +21,22 @@ from gateway.policy.policy_set import Deployment
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
-def request_id(request: Request) -> str:
-    given = request.headers.get("x-request-id")
+def header_dict(request: Request) -> dict[str, str]:
+    """The request's headers as a plain dict (names lower-case, the first of repeated ones): the hot
+    endpoints look up about six, and each ``request.headers.get`` scans the raw list."""
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in reversed(request.scope["headers"])}
+
+
+def request_id(request: Request, headers: Mapping[str, str] | None = None) -> str:
+    given = (request.headers if headers is None else headers).get("x-request-id")
     rid = given if given and _REQUEST_ID.match(given) else "req_" + os.urandom(16).hex()
     request.state.request_id = rid
     REQUEST_ID.set(rid)
     return rid
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
+async def read_body(request: Request, limit: int, headers: Mapping[str, str] | None = None) -> bytes:
+    declared = (request.headers if headers is None else headers).get("content-length")
     if declared is not None:
         if not declared.isdigit():
             raise InvalidRequest("Invalid Content-Length header.")

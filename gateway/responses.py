@@ -30,27 +30,29 @@ Shaper = Callable[[bytes, str], bytes]  # OpenAI answer bytes, model -> the byte
 
 
 async def openai_endpoint(request: Request, routing: Routing, sinks: Sequence[Sink], endpoint: Endpoint) -> Response:
-    rid = edge.request_id(request)
+    headers = edge.header_dict(request)
+    rid = edge.request_id(request, headers)
     obs = Observation(sinks, routing.policy, endpoint, rid)
     try:
-        raw = await edge.read_body(request, routing.policy.limits.max_body_bytes)
-        routed = await route(routing, endpoint, raw, request.headers, obs.decided)
+        raw = await edge.read_body(request, routing.policy.limits.max_body_bytes, headers)
+        routed = await route(routing, endpoint, raw, headers, obs.decided)
     except GatewayError as exc:
         obs.called_failed(exc)
         obs.finish(exc.status, exc.code)
         raise
-    explain = request.headers.get("x-gateway-explain") == "1"
+    explain = headers.get("x-gateway-explain") == "1"
     return _answer(routing, routed, obs, rid, explain, _same, _openai_stream)
 
 
 async def messages_endpoint(request: Request, routing: Routing, sinks: Sequence[Sink]) -> Response:
     """Anthropic's Messages API in front of the same pipeline; answers and errors in Anthropic's shape."""
-    rid = edge.request_id(request)
+    headers = edge.header_dict(request)
+    rid = edge.request_id(request, headers)
     obs = Observation(sinks, routing.policy, "messages", rid)
     try:
-        raw = await edge.read_body(request, routing.policy.limits.max_body_bytes)
+        raw = await edge.read_body(request, routing.policy.limits.max_body_bytes, headers)
         body = orjson.dumps(anthropic.to_openai(parse_json(raw)))
-        routed = await route(routing, "chat", body, request.headers, obs.decided)
+        routed = await route(routing, "chat", body, headers, obs.decided)
     except GatewayError as exc:
         obs.called_failed(exc)
         obs.finish(exc.status, exc.code)

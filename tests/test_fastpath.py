@@ -90,3 +90,18 @@ def test_other_methods_and_paths_still_go_through_the_router(gateway: str) -> No
     slash = httpx.post(gateway + "/v1/chat/completions/", json=BODY)
     assert slash.status_code == 307, "the router, not the fast path, answers a path with a trailing slash"
     assert slash.headers["location"] == gateway + "/v1/chat/completions"
+
+
+def test_header_lookups_see_the_first_of_repeated_headers() -> None:
+    from starlette.requests import Request
+
+    from gateway.edge import header_dict, request_id
+
+    scope = {
+        "type": "http",
+        "headers": [(b"x-request-id", b"first-id"), (b"authorization", b"Bearer k"), (b"x-request-id", b"second")],
+    }
+    request = Request(scope)
+    headers = header_dict(request)
+    assert headers == {"x-request-id": "first-id", "authorization": "Bearer k"}
+    assert request_id(request, headers) == request_id(request) == "first-id", "the same as Starlette's headers.get"
