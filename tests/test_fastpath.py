@@ -11,8 +11,10 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from starlette.requests import Request
 
 from gateway.app import create_app
+from gateway.edge import header_dict, request_id
 from gateway.settings import Settings
 from gateway.standin.server import ThreadedServer
 from tests.conftest import Upstreams
@@ -93,10 +95,6 @@ def test_other_methods_and_paths_still_go_through_the_router(gateway: str) -> No
 
 
 def test_header_lookups_see_the_first_of_repeated_headers() -> None:
-    from starlette.requests import Request
-
-    from gateway.edge import header_dict, request_id
-
     scope = {
         "type": "http",
         "headers": [(b"x-request-id", b"first-id"), (b"authorization", b"Bearer k"), (b"x-request-id", b"second")],
