@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
+import random
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -29,7 +29,8 @@ def header_dict(request: Request) -> dict[str, str]:
 
 def request_id(request: Request, headers: Mapping[str, str] | None = None) -> str:
     given = (request.headers if headers is None else headers).get("x-request-id")
-    rid = given if given and _REQUEST_ID.match(given) else "req_" + os.urandom(16).hex()
+    # 128 random bits from the process's PRNG: an id must be unique, not secret, and os.urandom is a syscall
+    rid = given if given and _REQUEST_ID.match(given) else f"req_{random.getrandbits(128):032x}"
     request.state.request_id = rid
     REQUEST_ID.set(rid)
     return rid

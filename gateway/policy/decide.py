@@ -182,9 +182,11 @@ def _judge(
     request: ChatRequest,
     unhealthy: frozenset[str],
     fallback: bool,
-) -> Iterable[Verdict]:
+) -> list[Verdict]:
     output_tokens = request.max_tokens or DEFAULT_OUTPUT_TOKENS
+    prompt_tokens = request.prompt_tokens_estimate
     by_policy = policy_verdicts(ctx, policy)
+    verdicts = []
     for model in models:
         for dep_id in policy.deployments_by_model.get(model, ()):
             dep = policy.deployments[dep_id]
@@ -192,8 +194,9 @@ def _judge(
             for rule in FIT_RULES:
                 if (v := rule(ctx, dep)) is not None:
                     violations += (v,)
-            cost = (dep.price.input * request.prompt_tokens_estimate + dep.price.output * output_tokens) / 1e6
-            yield Verdict(dep, violations, cost, dep_id in unhealthy, fallback)
+            cost = (dep.price.input * prompt_tokens + dep.price.output * output_tokens) / 1e6
+            verdicts.append(Verdict(dep, violations, cost, dep_id in unhealthy, fallback))
+    return verdicts
 
 
 def policy_verdicts(ctx: Context, policy: PolicySet) -> Mapping[str, tuple[Violation, ...]]:
@@ -211,13 +214,15 @@ def policy_verdicts(ctx: Context, policy: PolicySet) -> Mapping[str, tuple[Viola
 
 
 def _rank(verdicts: tuple[Verdict, ...], route: RouteSpec | None) -> tuple[Deployment, ...]:
+    """Allowed deployments: the tier's before the fallback list, healthy before unhealthy, then by
+    estimated cost (routes ranked by price) and the order they are listed in."""
     by_price = route is None or route.rank == "price"
-
-    def key(item: tuple[int, Verdict]) -> tuple[bool, bool, float, int]:
-        index, v = item
-        return v.fallback, v.unhealthy, v.estimated_cost_usd if by_price else 0.0, index
-
-    return tuple(v.deployment for _, v in sorted(((i, v) for i, v in enumerate(verdicts) if v.allowed), key=key))
+    order = sorted(
+        (v.fallback, v.unhealthy, v.estimated_cost_usd if by_price else 0.0, i, v.deployment)
+        for i, v in enumerate(verdicts)
+        if not v.violations  # allowed
+    )
+    return tuple(item[4] for item in order)  # the index is unique, so deployments are never compared
 
 
 def refusal(decision: Decision) -> GatewayError | None:
