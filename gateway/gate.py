@@ -7,7 +7,6 @@ at most every ``refresh_seconds`` for ranking; the breaker itself is checked on 
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from collections import deque
@@ -39,14 +38,21 @@ class _Recent:
     outcomes: deque[bool] = field(default_factory=lambda: deque(maxlen=RECENT))
 
 
+_BREAKER_POLICIES: dict[int, tuple[BreakerSpec, BreakerPolicy]] = {}  # by id() of the spec it was built from
+
+
 def breaker_policy(policy: PolicySet) -> BreakerPolicy:
-    return _breaker_policy(policy.state.breaker)
-
-
-@functools.lru_cache(maxsize=8)
-def _breaker_policy(spec: BreakerSpec) -> BreakerPolicy:
-    """Built once per policy's breaker settings, not on each of the calls a request makes."""
-    return BreakerPolicy(spec.failures, spec.window_seconds, spec.failure_rate, spec.min_calls, spec.cooldown_seconds)
+    """Built once per policy's breaker settings, not on each of the calls a request makes. Looked up
+    by the spec's identity (hashing a pydantic model runs Python code for every field)."""
+    spec = policy.state.breaker
+    known = _BREAKER_POLICIES.get(id(spec))
+    if known is not None and known[0] is spec:
+        return known[1]
+    if len(_BREAKER_POLICIES) >= 8:  # old policies after reloads
+        _BREAKER_POLICIES.clear()
+    built = BreakerPolicy(spec.failures, spec.window_seconds, spec.failure_rate, spec.min_calls, spec.cooldown_seconds)
+    _BREAKER_POLICIES[id(spec)] = (spec, built)
+    return built
 
 
 class DeploymentGate:
@@ -118,7 +124,7 @@ class DeploymentGate:
         """One attempt's outcome: feeds the shared breaker and this replica's recent latency and errors.
 
         A success through a closed count-based breaker changes nothing in the store, so it is not sent."""
-        recent = self._recent.setdefault(entry.deployment, _Recent())
+        recent = self._recent.get(entry.deployment) or self._recent.setdefault(entry.deployment, _Recent())
         recent.latencies.append(seconds)
         recent.outcomes.append(ok)
         breakers = breaker_policy(policy)

@@ -12,6 +12,8 @@ import httpx
 import pytest
 
 from gateway.app import create_app
+from gateway.gate import breaker_policy
+from gateway.policy_loader import load_policy_dir
 from gateway.settings import Settings
 from gateway.standin.control import Fault
 from gateway.standin.server import ThreadedServer
@@ -119,3 +121,13 @@ def test_a_nearly_spent_budget_downgrades_to_the_cheapest_tier(gateway: str) -> 
     time.sleep(0.1)
     second = post(gateway, "thrifty-key", HARD)
     assert second.headers["x-gateway-tier"] == "simple" and second.headers["x-gateway-model"] == "cn-open"
+
+
+def test_breaker_settings_are_built_once_per_policy_and_follow_a_reload(tmp_path: Path, upstreams: Upstreams) -> None:
+    def loaded(name: str, failures: int) -> Any:
+        state = {"breaker": {"failures": failures, "window_seconds": 30, "cooldown_seconds": 0.5}}
+        return load_policy_dir(small_policy(tmp_path / name, upstreams.v1(), state=state), {})
+
+    first, reloaded = loaded("one", 2), loaded("two", 7)
+    assert breaker_policy(first) is breaker_policy(first)
+    assert (breaker_policy(first).failures, breaker_policy(reloaded).failures) == (2, 7)
