@@ -70,9 +70,12 @@ WEIGHTS = MappingProxyType(
 BIAS = -1.6
 
 
-def features(request: ChatRequest, text: str | None = None) -> dict[str, float]:
-    """The heuristic's features of ``request``, its cues counted in ``text`` (default: all of the request's text)."""
-    text = (request.text if text is None else text).lower()
+def features(request: ChatRequest, text: str | None = None, *, lowered: bool = False) -> dict[str, float]:
+    """The heuristic's features of ``request``, its cues counted in ``text`` (default: all of the request's text).
+    ``lowered``: ``text`` is lowercased already (the learned classifier lowers its window once for two uses)."""
+    text = request.text if text is None else text
+    if not lowered:
+        text = text.lower()
     return {
         "length": max(0.0, math.log2(max(request.prompt_tokens_estimate, 1)) - 6.0) / 2.0,
         "turns": float(min(max(request.turns - 1, 0), 8)),
