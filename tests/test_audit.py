@@ -204,3 +204,12 @@ def test_batches_for_a_shared_stdout_stay_within_what_a_pipe_writes_whole() -> N
     pieces = _pieces(lines, 4096)
     assert b"".join(pieces) == b"".join(lines)
     assert [len(p) for p in pieces] == [3002, 1501, 5001, 2], "a line longer than the limit goes alone"
+
+
+def test_candidate_lists_of_different_tenants_stay_apart(audited: tuple[str, Path], make_client: ClientFactory) -> None:
+    url, path = audited
+    for key in ("us-key", "open-key", "us-key", "open-key"):
+        ask(make_client(url, key))
+    rules = [{c["deployment"]: c["rules"] for c in e["candidates"]} for e in entries(path)]
+    assert rules[0] == rules[2] and rules[1] == rules[3]
+    assert rules[0]["cn-open-a"] == ["tenant.deny_origins"] and rules[1]["cn-open-a"] == []
