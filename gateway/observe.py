@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from gateway import shape
 from gateway.call import Attempt, Streaming
@@ -124,10 +124,17 @@ class Observation:
         return {"prompt": self.prompt, "completion": "".join(self.completion or ())}
 
 
+class Encoder(Protocol):
+    def feed(self, chunk: Json) -> bytes: ...
+    def finish(self) -> bytes: ...
+    def error(self, exc: UpstreamError) -> bytes: ...
+
+
 async def observed(
-    outcome: Streaming, obs: Observation, after: Callable[[RequestRecord], Awaitable[None]]
-) -> AsyncIterator[Json]:
-    """The upstream's chunks, unchanged; when they end, the request is recorded and ``after`` runs."""
+    outcome: Streaming, obs: Observation, after: Callable[[RequestRecord], Awaitable[None]], encoder: Encoder
+) -> AsyncIterator[bytes]:
+    """The client's events for the upstream's chunks; when they end, the request is recorded and ``after``
+    runs, then the last events (or the error event of a stream that failed after its first byte) go out."""
     status, code = 200, None
     waited = 0.0
     chunk: Json | None = outcome.first
@@ -135,16 +142,21 @@ async def observed(
         while chunk is not None:
             obs.answered(chunk)
             obs.first_byte()
-            yield chunk
+            event = encoder.feed(chunk)
+            if event:
+                yield event
             before = time.perf_counter()
             chunk = await anext(outcome.rest, None)
             waited += time.perf_counter() - before
     except UpstreamError as exc:
         status, code = exc.status, exc.code
-        raise
+        tail = encoder.error(exc)
+    else:
+        tail = encoder.finish()
     finally:
         aclose = getattr(outcome.rest, "aclose", None)
         if aclose is not None:
             await aclose()
         await outcome.release()
         await after(obs.finish(status, code, waited))
+    yield tail

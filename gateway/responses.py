@@ -113,13 +113,11 @@ def _to_anthropic(body: bytes, model: str) -> bytes:
 def _openai_stream(
     outcome: Streaming, obs: Observation, after: Callable[[RequestRecord], Awaitable[None]], routed: Routed
 ) -> EventStream:
-    chunks = observed(outcome, obs, after)
-    events = sse.openai_events(chunks, outcome.deployment.model_id, routed.request.include_usage)
-    return EventStream(events)
+    encoder = sse.OpenAIEvents(outcome.deployment.model_id, routed.request.include_usage)
+    return EventStream(observed(outcome, obs, after, encoder))
 
 
 def _anthropic_stream(
     outcome: Streaming, obs: Observation, after: Callable[[RequestRecord], Awaitable[None]], routed: Routed
 ) -> EventStream:
-    events = sse.anthropic_events(observed(outcome, obs, after), outcome.deployment.model_id)
-    return EventStream(events)
+    return EventStream(observed(outcome, obs, after, sse.AnthropicEvents(outcome.deployment.model_id)))
