@@ -58,6 +58,14 @@ async def provider() -> AsyncIterator[OpenAICompatibleProvider]:
     await provider.aclose()
 
 
+@pytest.fixture
+async def single() -> AsyncIterator[OpenAICompatibleProvider]:
+    """A provider whose pool holds one connection, over all origins."""
+    provider = OpenAICompatibleProvider(max_connections=1)
+    yield provider
+    await provider.aclose()
+
+
 def target(base_url: str, *, key: str | None = None, timeout: float = 5.0) -> Target:
     return Target("dep", "openai", "m", base_url, key, timeout)
 
@@ -203,6 +211,17 @@ async def dribble(writer: asyncio.StreamWriter, data: bytes, size: int) -> None:
 
 def always(data: bytes) -> Answer:
     async def answer(request: Request, writer: asyncio.StreamWriter) -> None:
+        writer.write(data)
+        await writer.drain()
+
+    return answer
+
+
+def after(seconds: float, data: bytes) -> Answer:
+    """``data`` for every request, ``seconds`` after it arrived."""
+
+    async def answer(request: Request, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(seconds)
         writer.write(data)
         await writer.drain()
 
@@ -371,53 +390,35 @@ async def test_concurrent_requests_stay_within_the_pool_limit(bench: tuple[str, 
     assert state.stats.connections == 3
 
 
-async def test_a_full_pool_closes_an_idle_connection_of_another_origin() -> None:
-    provider = OpenAICompatibleProvider(max_connections=1)
-    try:
-        async with RawServer(always(json_answer(COMPLETION))) as one, RawServer(always(json_answer(COMPLETION))) as two:
-            await provider.complete("chat", target(one.url), HELLO)
-            await provider.complete("chat", target(two.url), HELLO)
-            await one.until_ended(1)
-            await provider.complete("chat", target(one.url), HELLO)
-            assert (one.accepted, two.accepted) == (2, 1)
-    finally:
-        await provider.aclose()
+async def test_a_full_pool_closes_an_idle_connection_of_another_origin(single: OpenAICompatibleProvider) -> None:
+    async with RawServer(always(json_answer(COMPLETION))) as one, RawServer(always(json_answer(COMPLETION))) as two:
+        await single.complete("chat", target(one.url), HELLO)
+        await single.complete("chat", target(two.url), HELLO)
+        await one.until_ended(1)
+        await single.complete("chat", target(one.url), HELLO)
+        assert (one.accepted, two.accepted) == (2, 1)
 
 
-async def test_a_waiter_for_another_origin_gets_the_slot_of_a_finished_request() -> None:
-    async def slow(request: Request, writer: asyncio.StreamWriter) -> None:
-        await asyncio.sleep(0.2)
-        writer.write(json_answer(COMPLETION))
-
-    provider = OpenAICompatibleProvider(max_connections=1)
-    try:
-        async with RawServer(slow) as one, RawServer(always(json_answer(COMPLETION))) as two:
-            first = asyncio.ensure_future(provider.complete("chat", target(one.url), HELLO))
-            await asyncio.sleep(0.05)
-            assert await provider.complete("chat", target(two.url), HELLO) == COMPLETION  # waits for the slot
-            assert await first == COMPLETION
-            await one.until_ended(1)  # its connection was closed to make room
-            assert (one.accepted, two.accepted) == (1, 1)
-    finally:
-        await provider.aclose()
+async def test_a_waiter_for_another_origin_gets_the_slot_of_a_finished_request(
+    single: OpenAICompatibleProvider,
+) -> None:
+    async with RawServer(after(0.2, json_answer(COMPLETION))) as one, RawServer(always(json_answer(COMPLETION))) as two:
+        first = asyncio.ensure_future(single.complete("chat", target(one.url), HELLO))
+        await asyncio.sleep(0.05)
+        assert await single.complete("chat", target(two.url), HELLO) == COMPLETION  # waits for the slot
+        assert await first == COMPLETION
+        await one.until_ended(1)  # its connection was closed to make room
+        assert (one.accepted, two.accepted) == (1, 1)
 
 
-async def test_waiting_for_a_free_connection_is_bounded_by_the_timeout() -> None:
-    async def slow(request: Request, writer: asyncio.StreamWriter) -> None:
-        await asyncio.sleep(1.0)
-        writer.write(json_answer(COMPLETION))
-
-    provider = OpenAICompatibleProvider(max_connections=1)
-    try:
-        async with RawServer(slow) as server:
-            first = asyncio.ensure_future(provider.complete("chat", target(server.url), HELLO))
-            await asyncio.sleep(0.05)
-            with pytest.raises(UpstreamTimeout):
-                await provider.complete("chat", target(server.url, timeout=0.2), HELLO)
-            assert (await first)["usage"]
-            assert server.accepted == 1
-    finally:
-        await provider.aclose()
+async def test_waiting_for_a_free_connection_is_bounded_by_the_timeout(single: OpenAICompatibleProvider) -> None:
+    async with RawServer(after(1.0, json_answer(COMPLETION))) as server:
+        first = asyncio.ensure_future(single.complete("chat", target(server.url), HELLO))
+        await asyncio.sleep(0.05)
+        with pytest.raises(UpstreamTimeout):
+            await single.complete("chat", target(server.url, timeout=0.2), HELLO)
+        assert (await first)["usage"]
+        assert server.accepted == 1
 
 
 async def test_an_answer_with_connection_close_is_not_reused(provider: OpenAICompatibleProvider) -> None:
@@ -708,25 +709,21 @@ async def test_an_abandoned_stream_closes_its_connection(provider: OpenAICompati
         assert server.accepted == 2
 
 
-async def test_a_cancelled_request_closes_its_connection_and_frees_its_slot() -> None:
+async def test_a_cancelled_request_closes_its_connection_and_frees_its_slot(single: OpenAICompatibleProvider) -> None:
     async def slow(request: Request, writer: asyncio.StreamWriter) -> None:
         if request.index == 0 and len(orjson.loads(request.body)["messages"]) == 2:
             await asyncio.sleep(5)  # the client gives up first
         writer.write(json_answer(COMPLETION))
 
-    provider = OpenAICompatibleProvider(max_connections=1)
-    try:
-        async with RawServer(slow) as server:
-            two = HELLO | {"messages": HELLO["messages"] * 2}
-            task = asyncio.ensure_future(provider.complete("chat", target(server.url), two))
-            await asyncio.sleep(0.1)
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
-            assert await provider.complete("chat", target(server.url), HELLO) == COMPLETION
-            assert server.accepted == 2
-    finally:
-        await provider.aclose()
+    async with RawServer(slow) as server:
+        two = HELLO | {"messages": HELLO["messages"] * 2}
+        task = asyncio.ensure_future(single.complete("chat", target(server.url), two))
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await single.complete("chat", target(server.url), HELLO) == COMPLETION
+        assert server.accepted == 2
 
 
 async def test_a_stalled_request_is_closed_after_its_timeout(provider: OpenAICompatibleProvider) -> None:
