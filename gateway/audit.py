@@ -11,7 +11,7 @@ import asyncio
 import select
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -94,12 +94,15 @@ class AuditLog:
     only up to ``PIPE_BUF`` bytes, so batches to stdout are then cut at line ends below that size.
     """
 
-    def __init__(self, target: str, flush_seconds: float = 1.0, shared: bool = False) -> None:
+    def __init__(
+        self, target: str, flush_seconds: float = 1.0, shared: bool = False, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._owned = target != "-"
         self._out: IO[bytes] = (
             Path(target).open("ab", buffering=0) if self._owned else sys.stdout.buffer  # noqa: SIM115
         )
         self.flush_seconds = flush_seconds
+        self._clock = clock
         self._piece_limit = select.PIPE_BUF if shared and not self._owned else None
         self._pending: list[bytes] = []
         self._size = 0
@@ -110,7 +113,7 @@ class AuditLog:
     def __call__(self, rec: RequestRecord) -> None:
         candidates = self._candidates(rec.decision.verdicts) if rec.decision else None
         line = orjson.dumps(audit_entry(rec, candidates), option=orjson.OPT_APPEND_NEWLINE)
-        now = time.monotonic()
+        now = self._clock()
         if not self._pending:
             self._since = now
         self._pending.append(line)

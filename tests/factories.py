@@ -103,3 +103,13 @@ def small_policy(directory: Path, urls: Mapping[str, str], **overrides: Any) -> 
 
 def env_without_secrets() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+
+
+class FakeClock:
+    """A clock for code that takes one (``clock=``): it says ``now`` until a test moves it."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now

@@ -21,7 +21,7 @@ from gateway.settings import Settings
 from gateway.standin.control import Fault
 from gateway.standin.server import ThreadedServer
 from tests.conftest import ClientFactory, Upstreams
-from tests.factories import REPO, small_policy, tenant
+from tests.factories import REPO, FakeClock, small_policy, tenant
 
 SECRET_PROMPT = "my-very-private-prompt-4711"
 
@@ -133,21 +133,14 @@ def test_lines_wait_for_the_flush_and_shutdown_writes_them(tmp_path: Path, upstr
 def test_a_pending_line_is_written_by_the_timer(tmp_path: Path, upstreams: Upstreams) -> None:
     policy = small_policy(tmp_path / "p", upstreams.v1())
     audit = tmp_path / "audit.jsonl"
-    settings = Settings(policies=policy, audit_log=str(audit), audit_flush_seconds=0.3, reload_seconds=0)
+    settings = Settings(policies=policy, audit_log=str(audit), audit_flush_seconds=2, reload_seconds=0)
     with ThreadedServer(create_app(settings, env={})) as server:
         ask(openai.OpenAI(base_url=server.url + "/v1", api_key="open-key", max_retries=0))
+        assert audit.read_text() == "", "recorded before the answer went out, and pending"
         deadline = time.monotonic() + 10
         while not audit.read_text() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert len(entries(audit)) == 1, "no other request came: the timer wrote it"
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def monotonic(self) -> float:
-        return self.now
 
 
 def _record(i: int) -> RequestRecord:
@@ -159,15 +152,12 @@ def _record(i: int) -> RequestRecord:
     )  # fmt: skip
 
 
-def test_a_record_that_finds_the_batch_half_the_interval_old_writes_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    clock = _Clock()
-    monkeypatch.setattr("gateway.audit.time", clock)
+def test_a_record_that_finds_the_batch_half_the_interval_old_writes_it(tmp_path: Path) -> None:
+    clock = FakeClock()
     path = tmp_path / "audit.jsonl"
 
     async def scenario() -> list[int]:
-        log = AuditLog(str(path), flush_seconds=10)
+        log = AuditLog(str(path), flush_seconds=10, clock=clock)
         lines = []
         for at in (0.0, 4.0, 6.0, 7.0):
             clock.now = at

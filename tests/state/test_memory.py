@@ -7,16 +7,9 @@ import pytest
 from gateway.state.base import BreakerPolicy, Cap, Limit
 from gateway.state.expiring import ExpiringMap
 from gateway.state.memory import MemoryStore
+from tests.factories import FakeClock
 
 pytestmark = pytest.mark.anyio
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 async def test_old_entries_are_swept_even_when_never_read_again() -> None:
