@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 import pytest
@@ -105,7 +106,7 @@ async def test_cancelling_the_consumer_while_the_source_waits_runs_the_source_cl
     got: list[tuple[bytes, bool]] = []
 
     async def consume() -> None:
-        async with _closing(ready_batches(source.events())) as batches:
+        async with aclosing(ready_batches(source.events())) as batches:
             async for piece in batches:
                 got.append(piece)
 
@@ -150,14 +151,3 @@ async def test_event_stream_sends_a_ready_stream_in_one_write_with_the_end() -> 
     bodies = [m for m in sent if m["type"] == "http.response.body"]
     assert len(bodies) == 1 and bodies[0]["more_body"] is False
     assert bodies[0]["body"] == b"".join(b"data: %d\n\n" % i for i in range(20)) + b"data: [DONE]\n\n"
-
-
-class _closing:
-    def __init__(self, gen: Any) -> None:
-        self.gen = gen
-
-    async def __aenter__(self) -> Any:
-        return self.gen
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.gen.aclose()

@@ -96,8 +96,9 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"%d" % len(body))]})
         await send({"type": "http.response.body", "body": body})
         return
-    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"5")]})
-    await send({"type": "http.response.body", "body": b"hello"})
+    path = scope["path"].encode()  # anything else: the path it was asked for
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"%d" % len(path))]})
+    await send({"type": "http.response.body", "body": path})
 
 
 @pytest.fixture
@@ -115,13 +116,16 @@ def served() -> Iterator[int]:
 
 
 def test_keep_alive_requests_get_whole_answers_in_order(served: int) -> None:
-    one = b"GET /a HTTP/1.1\r\nhost: x\r\n\r\n"
+    paths = (b"/first", b"/second", b"/third")
     with socket.create_connection(("127.0.0.1", served), timeout=5) as conn:
-        conn.sendall(one * 3)
+        conn.sendall(b"".join(b"GET %s HTTP/1.1\r\nhost: x\r\n\r\n" % path for path in paths))
         data = b""
-        while data.count(b"hello") < 3:
+        while not data.endswith(b"/third"):
             data += conn.recv(65536)
-    assert data.count(b"HTTP/1.1 200 OK\r\n") == 3 and data.endswith(b"\r\n\r\nhello")
+    answers = data.split(b"HTTP/1.1 200 OK\r\n")[1:]
+    assert len(answers) == 3
+    assert [answer.rsplit(b"\r\n\r\n", 1)[1] for answer in answers] == list(paths)
+    assert all(b"content-length: %d\r\n" % len(path) in answer for path, answer in zip(paths, answers, strict=True))
 
 
 def test_a_head_is_not_held_while_the_body_is_slow(served: int) -> None:
