@@ -221,18 +221,15 @@ class Metrics:
     def _add(self, metric: Counter, *values: str) -> Callable[[float], None]:
         """What adds to ``metric.labels(*values)``, remembered (label values come from configuration, so
         the set is bounded): the child's value itself, past ``Counter.inc``'s checks (see ``_adder``)."""
-        key = (metric, values)
-        add = self._children.get(key)
-        if add is None:
-            add = self._children[key] = _adder(metric.labels(*values))
-        return add
+        return self._children.get((metric, values)) or self._remember(metric, values, _adder)
 
     def _observe(self, metric: Histogram, *values: str) -> Callable[[float], None]:
-        key = (metric, values)
-        observe = self._children.get(key)
-        if observe is None:
-            observe = self._children[key] = _observer(metric.labels(*values))
-        return observe
+        return self._children.get((metric, values)) or self._remember(metric, values, _observer)
+
+    def _remember(self, metric: Any, values: tuple[str, ...], build: Callable[[Any], Any]) -> Callable[[float], None]:
+        update: Callable[[float], None] = build(metric.labels(*values))
+        self._children[(metric, values)] = update
+        return update
 
     def budgets(self, used: dict[tuple[str, str], float]) -> None:
         for stale in self._budget_labels - used.keys():  # tenants whose budget left the policy
