@@ -1,4 +1,12 @@
-"""Raw body bytes -> :class:`ChatRequest`, or an ``InvalidRequest`` naming the bad field."""
+"""Raw body bytes -> :class:`ChatRequest`, or an ``InvalidRequest`` naming the bad field.
+
+Bodies nested deeper than :data:`MAX_DEPTH` levels are refused at parse. orjson reads up to 1,024 levels
+but writes only 254, and the gateway writes the body again (to the upstream, into the cache key, after
+the Anthropic translation), so a deeper body would fail there, after routing, as a server error.
+128 leaves room for the levels the gateway adds and is far beyond what a real request (a JSON schema in
+``tools`` or ``response_format``) needs. Fields the gateway reads are type-checked here; unknown fields
+pass through untouched.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +21,7 @@ from gateway.request import ChatRequest, Endpoint
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 CHARS_PER_TOKEN = 4
 _CLASSIFY_CHARS = 4_000  # the classifier reads at most this much text from each end
+MAX_DEPTH = 128  # levels of arrays and objects in a request body, the body itself being level 1
 
 
 def parse_json(raw: bytes) -> dict[str, Any]:
@@ -22,7 +31,26 @@ def parse_json(raw: bytes) -> dict[str, Any]:
         raise InvalidRequest(f"The request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.")
+    # a body cannot be deeper than its count of opening brackets: two byte scans spare the walk almost always
+    if raw.count(b"{") + raw.count(b"[") > MAX_DEPTH and depth(body) > MAX_DEPTH:
+        raise InvalidRequest(f"The request body nests arrays and objects more than {MAX_DEPTH} levels deep.")
     return body
+
+
+def depth(value: Any) -> int:
+    """Levels of nested arrays and objects in a parsed JSON value (a scalar is 0), without recursion:
+    one list comprehension per level, so a body of any depth costs no Python stack."""
+    level = [value] if isinstance(value, dict | list) else []
+    levels = 0
+    while level:
+        levels += 1
+        level = [
+            child
+            for node in level
+            for child in (node.values() if isinstance(node, dict) else node)
+            if isinstance(child, dict | list)
+        ]
+    return levels
 
 
 def normalize(endpoint: Endpoint, raw: bytes, headers: Mapping[str, str]) -> ChatRequest:
@@ -57,6 +85,12 @@ def normalize(endpoint: Endpoint, raw: bytes, headers: Mapping[str, str]) -> Cha
     )
 
 
+def shown(value: Any, limit: int = 80) -> str:
+    """A client's value as an error message quotes it: its repr, cut short, since the value may be megabytes."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def _flag(body: Mapping[str, Any], name: str) -> bool:
     value = body.get(name, False)
     if value is None:
@@ -84,9 +118,10 @@ def _chat_text(messages: Any) -> tuple[list[str], str, int, bool]:
         if not isinstance(message, dict):
             raise InvalidRequest(f"messages[{index}] must be an object.", param=f"messages[{index}]")
         role = message.get("role")
-        if role not in ROLES:
+        if not isinstance(role, str) or role not in ROLES:
             raise InvalidRequest(
-                f"messages[{index}].role must be one of {sorted(ROLES)}, got {role!r}.", param=f"messages[{index}].role"
+                f"messages[{index}].role must be one of {sorted(ROLES)}, got {shown(role)}.",
+                param=f"messages[{index}].role",
             )
         text, has_image = _content_text(message.get("content"), f"messages[{index}].content")
         vision = vision or has_image
