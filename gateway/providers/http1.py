@@ -7,7 +7,9 @@ set; :meth:`Pool.fetch` sends a body and returns ``(status, body)``; :meth:`Pool
 
 Connections are pooled per origin (scheme, host, port) and bounded in total. One is reused only
 after a complete keep-alive response; after an error, a timeout, ``Connection: close``, an unread or
-abandoned body it is closed. A request that fails on a reused connection before any response byte
+abandoned body it is closed. Answers are bounded: a whole answer (decoded) at most ``max_body_bytes``,
+a stream at most ``max_stream_bytes`` in all; over that the connection is dropped and the exchange
+fails with :class:`ResponseTooLarge`. A request that fails on a reused connection before any response byte
 arrives (the upstream closed it while idle) is retried once on a fresh connection. Failures surface
 as ``TimeoutError``, ``OSError`` (refused, reset, TLS) or an :class:`HttpError`; nothing else leaves
 this module except ``CancelledError``.
@@ -34,6 +36,7 @@ from gateway.providers.http1_conn import (
     Origin,
     PoolClosed,
     ProtocolError,
+    ResponseTooLarge,
 )
 
 __all__ = [
@@ -47,8 +50,11 @@ __all__ = [
     "Post",
     "ProtocolError",
     "Response",
+    "ResponseTooLarge",
 ]
 
+MAX_BODY_BYTES: Final = 32 * 1024 * 1024  # a whole answer, decoded: far above any chat completion
+MAX_STREAM_BYTES: Final = 256 * 1024 * 1024  # a stream in all, decoded: ~ a million tokens of events
 _IDLE_SECONDS: Final = 15.0  # an idle connection older than this is closed rather than reused
 _DNS_SECONDS: Final = 300.0
 _Waiter = tuple[Origin, "asyncio.Future[Connection | None]"]  # None: a free slot to connect with
@@ -89,18 +95,23 @@ class Post:
 class Response:
     """A streamed answer: ``read_some()`` until ``b""``, then ``release()``; ``close()`` abandons it."""
 
-    __slots__ = ("_conn", "_pool", "read_some", "status")
+    __slots__ = ("_conn", "_max_read", "_pool", "read_some", "status")
 
-    def __init__(self, pool: Pool, conn: Connection) -> None:
+    def __init__(self, pool: Pool, conn: Connection, max_read: int) -> None:
         self.status = conn.status
+        self._max_read = max_read
         self.read_some: Callable[[], Awaitable[bytes]] = conn.read_some
         self._pool = pool
         self._conn: Connection | None = conn
 
     async def read(self) -> bytes:
-        """The rest of the body."""
-        pieces = []
+        """The rest of the body, held in memory, so no longer than a whole answer may be."""
+        pieces, size = [], 0
         while piece := await self.read_some():
+            size += len(piece)
+            if size > self._max_read:
+                self.close()
+                raise ResponseTooLarge(f"the answer exceeds {self._max_read} bytes")
             pieces.append(piece)
         return b"".join(pieces)
 
@@ -129,10 +140,25 @@ class Response:
 
 
 class Pool:
-    """Keep-alive connections per origin, at most ``max_connections`` open (connecting, busy or idle)."""
+    """Keep-alive connections per origin, at most ``max_connections`` open (connecting, busy or idle).
 
-    def __init__(self, *, max_connections: int = 512, ssl_context: ssl.SSLContext | None = None) -> None:
+    ``max_body_bytes`` bounds a whole answer (:meth:`fetch`, :meth:`Response.read`) and
+    ``max_stream_bytes`` everything one stream sends, both counted after decoding.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_connections: int = 512,
+        ssl_context: ssl.SSLContext | None = None,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        max_stream_bytes: int = MAX_STREAM_BYTES,
+    ) -> None:
+        if max_body_bytes < 1 or max_stream_bytes < 1:
+            raise ValueError("the body size limits must be at least one byte")
         self._max = max_connections
+        self._max_body = max_body_bytes
+        self._max_stream = max_stream_bytes
         self._ssl = ssl_context
         self._open = 0
         self._all: set[Connection] = set()
@@ -152,7 +178,7 @@ class Pool:
     async def stream(self, post: Post, body: bytes, *, read_timeout: float, connect_timeout: float) -> Response:
         """Send ``body``; a :class:`Response` once the answer's head arrived (each read waits ≤ ``read_timeout``)."""
         conn, _ = await self._exchange(post, body, connect_timeout, None, read_timeout)
-        return Response(self, conn)
+        return Response(self, conn, self._max_body)
 
     async def aclose(self) -> None:
         self._closed = True
@@ -313,7 +339,7 @@ class Pool:
             for address in await self._addresses(origin):
                 try:
                     _, conn = await loop.create_connection(
-                        lambda: Connection(origin, self._lost_idle),
+                        self._new_connection(origin),
                         address,
                         origin.port,
                         ssl=tls,
@@ -325,6 +351,9 @@ class Pool:
                 self._all.add(conn)
                 return conn
         raise error
+
+    def _new_connection(self, origin: Origin) -> Callable[[], Connection]:
+        return lambda: Connection(origin, self._lost_idle, max_body=self._max_body, max_stream=self._max_stream)
 
     async def _addresses(self, origin: Origin) -> list[str]:
         """The origin's addresses, resolved at most every five minutes."""

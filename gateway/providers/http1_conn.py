@@ -2,7 +2,10 @@
 
 It runs one exchange at a time for :mod:`gateway.providers.http1`'s pool: ``send`` writes a request,
 then ``complete`` waits for the whole answer (under a deadline) or ``head`` and ``read_some`` follow
-a stream (each wait for bytes under a read timeout). Bodies are decoded as they arrive.
+a stream (each wait for bytes under a read timeout). Bodies are decoded as they arrive, never past a
+size limit (``max_body`` for a whole answer, ``max_stream`` for a stream): an upstream that sends more,
+or a small gzip body that inflates to more, fails with :class:`ResponseTooLarge` before it can fill
+the gateway's memory.
 """
 
 from __future__ import annotations
@@ -36,6 +39,10 @@ class ContentError(HttpError):
     """The body cannot be decoded: an unsupported or corrupt ``Content-Encoding``."""
 
 
+class ResponseTooLarge(ContentError):
+    """The body (decoded, or still encoded on the wire) is over the connection's size limit."""
+
+
 class InvalidRequest(HttpError):
     """The URL or a header cannot be sent (not http(s), no host, a line break in a header)."""
 
@@ -54,8 +61,12 @@ class Origin:
 class Connection(asyncio.Protocol):
     """One keep-alive connection: one exchange at a time, parsed as bytes arrive."""
 
-    def __init__(self, origin: Origin, on_idle_lost: Callable[[Connection], None]) -> None:
+    def __init__(
+        self, origin: Origin, on_idle_lost: Callable[[Connection], None], *, max_body: int, max_stream: int
+    ) -> None:
         self.origin = origin
+        self._max_body = max_body
+        self._max_stream = max_stream
         self.lost = False
         self.busy = True  # an idle connection is not busy: bytes arriving then are an error
         self.used = False  # has completed an exchange: a failure may be a stale keep-alive connection
@@ -77,6 +88,7 @@ class Connection(asyncio.Protocol):
         self._streaming = streaming
         self._body: list[bytes] = []
         self._buffered = 0
+        self._limit = self._max_stream if streaming else self._max_body
         self._on_head_state()
 
     def _on_head_state(self) -> None:
@@ -84,6 +96,8 @@ class Connection(asyncio.Protocol):
         self._framed = False  # Content-Length or chunked: the body does not end at EOF
         self._decoder: zlib._Decompress | None = None
         self._extra = False  # bytes after the end of the response
+        self._size = 0  # decoded body bytes so far; never more than self._limit + 1
+        self._wire = 0  # encoded body bytes so far (an encoded body only)
 
     # -- exchanges ---------------------------------------------------------------------------
     def send(self, request: bytes, *, streaming: bool) -> None:
@@ -207,6 +221,10 @@ class Connection(asyncio.Protocol):
             except zlib.error:
                 self._fail(ContentError(f"the {self._encoding.decode()} body is corrupt"))
                 return
+            self._size += len(tail)
+            if self._size > self._limit:
+                self._too_large()
+                return
             if tail:
                 self._body.append(tail)
         self.done = True
@@ -282,13 +300,13 @@ class Connection(asyncio.Protocol):
         if self._extra or self.error is not None:
             return
         if self._decoder is not None:
-            try:
-                body = self._decoder.decompress(body)
-            except zlib.error:
-                self._fail(ContentError(f"the {self._encoding.decode()} body is corrupt"))
-                return
+            body = self._inflate(self._decoder, body)
             if not body:
-                return  # b"" would read as the end of the body
+                return  # b"" would read as the end of the body (or the body failed)
+        self._size += len(body)
+        if self._size > self._limit:
+            self._too_large()
+            return
         self._body.append(body)
         if self._streaming:
             self._buffered += len(body)
@@ -298,6 +316,41 @@ class Connection(asyncio.Protocol):
             waiter = self._waiter  # _wake() inlined: this runs once per stream event
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
+
+    def _inflate(self, decoder: zlib._Decompress, data: bytes) -> bytes:
+        """Decode ``data`` at most one byte past what may be held: a gzip bomb never inflates further in memory.
+
+        A whole answer may hold its limit; a stream its limit in all, and unread at once no more than
+        a whole answer (a small gzip piece can inflate a thousandfold, past any pause in reading).
+        Input left undecoded (``unconsumed_tail``) goes with the dropped connection.
+        """
+        self._wire += len(data)
+        if self._wire > self._limit:  # e.g. endless empty deflate blocks, which decode to nothing
+            self._too_large(f"exceeds {self._limit} bytes before {self._encoding.decode()} decoding")
+            return b""
+        room = self._limit - self._size
+        if self._streaming and self._max_body - self._buffered < room:
+            room = max(self._max_body - self._buffered, 0)
+        try:
+            body = decoder.decompress(data, room + 1)  # max_length 0 would mean no limit
+        except zlib.error:
+            self._fail(ContentError(f"the {self._encoding.decode()} body is corrupt"))
+            return b""
+        if len(body) > room:
+            self._too_large(self._over(len(body)))
+            return b""
+        return body
+
+    def _over(self, more: int) -> str:
+        if self._size + more > self._limit:
+            return f"exceeds {self._limit} bytes"
+        return f"inflates to over {self._max_body} unread bytes at once"
+
+    def _too_large(self, why: str = "") -> None:
+        if not self._streaming:
+            self._body = []  # nobody will read it: free it now, not when the connection is collected
+        what = "stream" if self._streaming else "answer"
+        self._fail(ResponseTooLarge(f"the {what} {why or f'exceeds {self._limit} bytes'}"))
 
     def on_message_complete(self) -> None:
         if self._extra or self.error is not None:
