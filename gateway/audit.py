@@ -1,8 +1,9 @@
 """The audit trail: one JSON line per routing decision, to stdout or a file.
 
 Which vendor saw this request, and why: every candidate with allowed or denied and the rules,
-the deployment chosen, attempts and fallbacks, tokens, cost, counterfactual cost and the policy
-revision. Prompt and completion text appear only for tenants whose policy sets ``audit_content``.
+the deployment chosen, attempts and fallbacks, tokens (and why they are estimated, when they are),
+cost, counterfactual cost and the policy revision. Prompt and completion text appear only for
+tenants whose policy sets ``audit_content``.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ def audit_entry(rec: RequestRecord, candidates: Any = None) -> dict[str, Any]:
         "error_code": rec.error_code,
         "input_tokens": rec.input_tokens,
         "output_tokens": rec.output_tokens,
+        "usage_estimated": rec.usage_estimated,
         "cost_usd": round(rec.cost_usd, 10),
         "counterfactual_cost_usd": round(rec.counterfactual_cost_usd, 10),
         "latency_seconds": round(rec.seconds, 6),

@@ -93,8 +93,14 @@ class Metrics:
             ["route", "deployment", "reason"], registry=r,
         )  # fmt: skip
         self.tokens = Counter(
-            "gateway_tokens", "Tokens reported by upstreams.", ["tenant", "deployment", "direction"], registry=r
-        )
+            "gateway_tokens", "Tokens reported by upstreams (or estimated: gateway_usage_estimated).",
+            ["tenant", "deployment", "direction"], registry=r,
+        )  # fmt: skip
+        self.usage_estimated = Counter(
+            "gateway_usage_estimated", "Answers whose tokens the gateway estimated, as the upstream's usage did "
+            "not come: client_cancelled, upstream_failed (streams), usage_missing, usage_invalid.",
+            ["tenant", "deployment", "reason"], registry=r,
+        )  # fmt: skip
         self.cost = Counter(
             "gateway_cost_usd", "Cost in USD at catalog prices.", ["tenant", "route", "deployment"], registry=r
         )
@@ -203,6 +209,8 @@ class Metrics:
             self._add(self.tokens, rec.tenant, dep.id, "output")(rec.output_tokens)
             self._add(self.cost, rec.tenant, rec.route, dep.id)(rec.cost_usd)
             self._add(self.counterfactual, rec.tenant, rec.route)(rec.counterfactual_cost_usd)
+        if dep is not None and rec.usage_estimated is not None:
+            self._add(self.usage_estimated, rec.tenant, dep.id, rec.usage_estimated)(1)
 
     def _attempts(self, rec: RequestRecord) -> None:
         attempts = rec.attempts

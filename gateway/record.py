@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from gateway.call import Attempt
 from gateway.policy.decide import Decision
 from gateway.policy.policy_set import Deployment
+
+UsageEstimate = Literal["client_cancelled", "upstream_failed", "usage_missing", "usage_invalid"]
+"""Why a request's tokens are the gateway's estimate, not the upstream's count: the client left the stream,
+the upstream failed during it, or the answer came with no usage or a malformed one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,3 +39,4 @@ class RequestRecord:
     policy_revision: str
     cache: str | None = None  # "hit" or "miss" when the route or tenant caches, else None
     content: dict[str, Any] | None = None  # prompt and completion, only when the tenant's policy asks for it
+    usage_estimated: UsageEstimate | None = None  # why the tokens are estimated; None: the upstream's own counts

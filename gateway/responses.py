@@ -81,7 +81,7 @@ def _answer(
         return Response(shape_body(outcome.body, outcome.deployment), media_type=JSON, headers=headers, background=hit)
     if routed.cache is not None:
         obs.cached(False, None)
-    obs.called(outcome.deployment, outcome.attempts)
+    obs.called(outcome.deployment, outcome.attempts, routed.request.prompt_tokens_estimate)
     headers = edge.routed_headers(rid, routed.decision, outcome.deployment, explain)
     if routed.cache is not None:
         headers["x-gateway-cache"] = "miss"

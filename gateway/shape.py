@@ -7,6 +7,10 @@ from typing import Any
 from gateway.providers.base import Json
 from gateway.request import ChatRequest
 
+CHUNK_FIELDS = frozenset(
+    {"id", "object", "created", "model", "system_fingerprint", "service_tier", "choices", "usage", "obfuscation"}
+)  # the fields of OpenAI's chat.completion.chunk and text_completion; anything else is the upstream's own
+
 
 def upstream_body(request: ChatRequest, upstream_model: str) -> Json:
     """The client's body as the upstream should get it. Streams always ask for usage, for accounting."""
@@ -25,7 +29,8 @@ def response(body: Json, model_id: str) -> Json:
 
 
 def chunk(body: Json, model_id: str, include_usage: bool) -> Json | None:
-    """Fix one stream chunk for the client, or None to drop it (a usage chunk the client did not ask for)."""
+    """Fix one stream chunk for the client, or None to drop it (a usage chunk the client did not ask for;
+    its :func:`extras` belong on the client's last chunk, see ``gateway.sse.OpenAIEvents``)."""
     choices = body.get("choices")
     if not include_usage:
         if not choices and body.get("usage") is not None:
@@ -41,13 +46,81 @@ def chunk(body: Json, model_id: str, include_usage: bool) -> Json | None:
     return body
 
 
-def usage_of(body: Json) -> tuple[int, int]:
+def extras(body: Json) -> Json:
+    """The fields of a chunk that OpenAI's chunk schema does not have, such as llama.cpp's ``timings``."""
+    return {name: value for name, value in body.items() if name not in CHUNK_FIELDS}
+
+
+def finished(body: Json) -> bool:
+    """Whether a (fixed) chunk ends one of its choices: it carries a finish_reason."""
+    return any(choice.get("finish_reason") for choice in body.get("choices") or () if isinstance(choice, dict))
+
+
+def usage_of(body: Json) -> tuple[int, int] | None:
+    """The upstream's own (prompt, completion) token counts, or None when it gave none that can be trusted.
+
+    Never raises: this runs on every stream chunk, where an exception would break the client's stream, and
+    the answer itself is still good. A malformed usage (see :func:`usage_problem`) counts as unknown, so the
+    request is settled with the gateway's estimate instead (``RequestRecord.usage_estimated``)."""
     usage: Any = body.get("usage")
+    if not isinstance(usage, dict) or usage_problem(usage) is not None:
+        return None
+    prompt = _first(usage, "prompt_tokens", "input_tokens")
+    return prompt, _first(usage, "completion_tokens", "output_tokens")
+
+
+def usage_problem(usage: Any) -> str | None:
+    """What is wrong with an upstream's ``usage``, or None when it is usable: an object whose prompt count is
+    there and whose counts are non-negative integers (not strings, floats, booleans or objects)."""
     if not isinstance(usage, dict):
-        return 0, 0
-    prompt = usage.get("prompt_tokens") or usage.get("input_tokens") or 0
-    completion = usage.get("completion_tokens") or usage.get("output_tokens") or 0
-    return int(prompt), int(completion)
+        return f"usage is {type(usage).__name__}, not an object"
+    if "prompt_tokens" not in usage and "input_tokens" not in usage:
+        return "usage has no prompt_tokens"
+    for name in ("prompt_tokens", "input_tokens", "completion_tokens", "output_tokens"):
+        value = usage.get(name)
+        if value is not None and (type(value) is not int or value < 0):
+            return f"usage.{name} is {value!r}, not a non-negative integer"
+    return None
+
+
+def _first(usage: Json, *names: str) -> int:
+    for name in names:
+        value = usage.get(name)
+        if value is not None:
+            return int(value)
+    return 0
+
+
+def output_chars(body: Json) -> int:
+    """Characters the upstream generated in an answer or a stream chunk (every choice): content, reasoning
+    and tool-call arguments, or a completion's text. Used to estimate output tokens when no usage comes."""
+    choices = body.get("choices")
+    if not isinstance(choices, list):
+        return 0
+    chars = 0
+    for choice in choices:
+        if not isinstance(choice, dict):
+            continue
+        part = choice.get("delta") or choice.get("message")
+        if isinstance(part, dict):
+            chars += _part_chars(part)
+        elif isinstance(text := choice.get("text"), str):
+            chars += len(text)
+    return chars
+
+
+def _part_chars(part: Json) -> int:
+    chars = 0
+    for name in ("content", "reasoning_content", "reasoning", "refusal"):
+        if isinstance(text := part.get(name), str):
+            chars += len(text)
+    calls = part.get("tool_calls")
+    if isinstance(calls, list):
+        for call in calls:
+            function = call.get("function") if isinstance(call, dict) else None
+            arguments = function.get("arguments") if isinstance(function, dict) else None
+            chars += len(arguments) if isinstance(arguments, str) else 0
+    return chars
 
 
 def text_of(body: Json) -> str:

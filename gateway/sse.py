@@ -20,23 +20,49 @@ DONE = b"data: [DONE]\n\n"
 
 
 class OpenAIEvents:
-    """OpenAI's ``data:`` lines: each chunk fixed for the client (``shape.chunk``), then ``[DONE]``."""
+    """OpenAI's ``data:`` lines: each chunk fixed for the client (``shape.chunk``), then ``[DONE]``.
 
-    __slots__ = ("include_usage", "model")
+    The gateway asks every upstream for usage; a client that did not ask must still get what the upstream
+    would have sent it. The usage-only chunk is dropped for that client, but fields of the upstream's own on
+    it (llama.cpp's ``timings``) move to the client's last chunk: a chunk that ends a choice is held back
+    until the next chunk arrives (the usage chunk, right after it) or the stream ends. Only finishing chunks
+    wait, so no content is delayed.
+    """
+
+    __slots__ = ("held", "include_usage", "model")
 
     def __init__(self, model: str, include_usage: bool) -> None:
         self.model = model
         self.include_usage = include_usage
+        self.held: Json | None = None  # a finishing chunk not sent yet (clients that did not ask for usage)
 
     def feed(self, chunk: Json) -> bytes:
         shaped = shape.chunk(chunk, self.model, self.include_usage)
-        return b"" if shaped is None else b"data: " + orjson.dumps(shaped) + b"\n\n"
+        if self.include_usage:
+            return b"" if shaped is None else _event(shaped)
+        held, self.held = self.held, None
+        if shaped is None:  # the usage chunk the gateway asked for (an upstream's extras with no chunk before: lost)
+            if held is not None:
+                held.update(shape.extras(chunk))
+            return b"" if held is None else _event(held)
+        if shape.finished(shaped):
+            self.held = shaped
+            return b"" if held is None else _event(held)
+        return _event(shaped) if held is None else _event(held) + _event(shaped)
 
     def finish(self) -> bytes:
-        return DONE
+        return self._release() + DONE
 
     def error(self, exc: UpstreamError) -> bytes:
-        return b"data: " + orjson.dumps(exc.body()) + b"\n\n"
+        return self._release() + b"data: " + orjson.dumps(exc.body()) + b"\n\n"
+
+    def _release(self) -> bytes:
+        held, self.held = self.held, None
+        return b"" if held is None else _event(held)
+
+
+def _event(chunk: Json) -> bytes:
+    return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
 
 class AnthropicEvents:
