@@ -43,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     serve.add_argument("--reload-seconds", type=float, default=5.0, help="policy change check interval; 0 = off")
     serve.add_argument("--workers", type=int, default=1, help="worker processes (metrics shared, see README)")
+    _edge_arguments(serve)
     serve.set_defaults(run=_serve)
 
     audit = commands.add_parser("audit", help="read the audit trail").add_subparsers(title="audit commands")
@@ -68,6 +69,29 @@ def _parser() -> argparse.ArgumentParser:
     hash_cmd.add_argument("key", nargs="?", help="the key (prefer stdin so it stays out of shell history)")
     hash_cmd.set_defaults(run=_hash)
     return parser
+
+
+EDGE_FLAGS: tuple[tuple[str, type[int] | type[float], str], ...] = (  # Settings field, type, what it limits
+    ("max_header_bytes", int, "request target and headers, in bytes; over it: 431"),
+    ("max_headers", int, "header lines; over it: 431"),
+    ("idle_timeout_seconds", float, "close a connection with no request begun for this long"),
+    ("header_timeout_seconds", float, "a request's headers must arrive within this; else 408"),
+    ("body_timeout_seconds", float, "close a connection whose request body pauses for this long"),
+    ("min_body_bytes_per_second", int, "after the body timeout, close a body slower than this on average"),
+    ("max_connections", int, "open connections; beyond them a new one gets 503"),
+)
+
+
+def _edge_arguments(serve: argparse.ArgumentParser) -> None:
+    """Limits at the HTTP edge (README "Limits at the edge"); the defaults are Settings'."""
+    edge = serve.add_argument_group("limits at the HTTP edge (per worker process)")
+    defaults = Settings()
+    for field, kind, text in EDGE_FLAGS:
+        default = getattr(defaults, field)
+        edge.add_argument(
+            "--" + field.replace("_", "-"), type=kind, default=default, metavar="N" if kind is int else "S",
+            help=f"{text} (default {default:g})",
+        )  # fmt: skip
 
 
 def _router_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -108,10 +132,15 @@ def _serve(args: argparse.Namespace) -> int:
     if not 0 <= args.audit_flush_seconds <= 60:
         print("error: --audit-flush-seconds must be between 0 and 60", file=sys.stderr)
         return 2
+    edge = {field: getattr(args, field) for field, _, _ in EDGE_FLAGS}
+    for field, value in edge.items():
+        if value <= 0:
+            print(f"error: --{field.replace('_', '-')} must be greater than 0", file=sys.stderr)
+            return 2
     settings = Settings(
         policies=args.policies, host=args.host, port=args.port, demo=args.demo, log_level=args.log_level,
         audit_log=None if args.audit_log == "off" else args.audit_log, reload_seconds=args.reload_seconds,
-        workers=args.workers, audit_flush_seconds=args.audit_flush_seconds,
+        workers=args.workers, audit_flush_seconds=args.audit_flush_seconds, **edge,
     )  # fmt: skip
     return run(settings)
 

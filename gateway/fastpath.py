@@ -15,7 +15,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -34,12 +34,17 @@ class InFlight(Protocol):
 async def serve(
     handler: Handler, revision: str, in_flight: InFlight, scope: Scope, receive: Receive, send: Send
 ) -> None:
-    """Run one hot request: its handler's response, or its error in OpenAI's shape."""
+    """Run one hot request: its handler's response, or its error in OpenAI's shape. A client that
+    leaves before its body is read (or is closed by the body timeout) ends the request: there is no
+    one to answer, and it is no fault of the gateway's, so one line at debug level, no traceback."""
     in_flight.inc()
     try:
         request = Request(scope, receive)
         try:
             response = await handler(request)
+        except ClientDisconnect:
+            log.debug("client disconnected before its request to %s was read", scope["path"])
+            return
         except GatewayError as exc:
             response = edge.error_response(exc, _rid(request), revision)
         except Exception:

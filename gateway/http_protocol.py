@@ -1,8 +1,31 @@
-"""uvicorn's HTTP/1.1 protocol (httptools), writing a response's head and body in one syscall.
+"""uvicorn's HTTP/1.1 protocol (httptools), with limits at the edge and a response's head and body in one write.
 
-uvicorn writes the status line and headers as soon as the app sends ``http.response.start``, and
-the body with the next message: two writes, so two trips through the loopback TCP stack, for every
-answer (strace of one proxied request: read, write upstream, read upstream, write head, write body).
+Limits (issue #18: without them, one client without a valid key could hold gigabytes of memory
+and thousands of sockets). Per connection, cheap enough for the hot path (a few counters and one
+timer per request):
+
+- a request's head (request target and header lines) is at most ``max_header_bytes`` and
+  ``max_headers`` lines, else ``431`` and the connection is closed. httptools buffers one header's
+  value until the next header starts, so the bytes of a head still unfinished after a read are
+  counted as they arrive, not only once parsed;
+- a connection that sends no request within ``idle_timeout_seconds`` of opening or of its last
+  answer is closed (uvicorn's keep-alive timeout, also for a fresh connection, and not put off by
+  bytes that begin no request, such as bare CRLFs);
+- a request's head must be complete within ``header_timeout_seconds`` of its first byte, else
+  ``408`` and close: a deadline, so dripping a header line a second does not extend it;
+- a request's body must not pause for ``body_timeout_seconds``, nor fall behind
+  ``min_body_bytes_per_second`` on average after its first ``body_timeout_seconds`` (a pause
+  timeout alone lets a client drip a byte a second for ever; the allowance is Apache
+  mod_reqtimeout's ``body=…,MinRate=…``), else the connection is closed and the app sees a
+  disconnect. Time the server spends not reading (the app behind, pipelining) does not count;
+- beyond ``max_connections`` open connections in this process, a new one gets ``503`` and is
+  closed at once. uvicorn's ``limit_concurrency`` is not enough: it answers 503 only to a
+  *request*, so connections that never send one would still hold a file descriptor each.
+
+Joined writes: uvicorn writes the status line and headers as soon as the app sends
+``http.response.start``, and the body with the next message: two writes, so two trips through the
+loopback TCP stack, for every answer (strace of one proxied request: read, write upstream, read
+upstream, write head, write body).
 Here the head waits for the first body write, which in the gateway comes in the same step (a plain
 answer's body, or the first events of a stream), and both go out together. If no body write comes in
 that step, the head goes out alone at the next turn of the event loop, so nothing is held longer.
@@ -12,22 +35,254 @@ Only timing changes: bytes are written in the same order, whatever they are.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+import httptools
+import orjson
+from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
 
 _HEAD_END = b"\r\n\r\n"
 _STATUS_LINE = b"HTTP/1.1 "
 _CONTINUE = b"HTTP/1.1 100"  # "100 Continue" must go out at once: the client waits for it to send the body
 
 
+@dataclass(frozen=True, slots=True)
+class EdgeLimits:
+    """What one connection may take of the process; the defaults are ``gateway serve``'s (README)."""
+
+    max_header_bytes: int = 64 * 1024  # nginx allows 4 x 8 KiB lines, Node 16 KiB in all
+    max_headers: int = 100
+    idle_timeout_seconds: float = 5.0  # uvicorn's keep-alive default
+    header_timeout_seconds: float = 10.0  # nginx client_header_timeout and Node headersTimeout: 60 s
+    body_timeout_seconds: float = 30.0  # longest pause between body bytes, and the rate's head start
+    min_body_bytes_per_second: int = 1024  # slowest average body, after that head start
+    max_connections: int = 4096
+
+
+LINGER_SECONDS = 1.0
+
+
+class HeadTooLarge(Exception):
+    """Raised from a parser callback to stop parsing a head over the limits."""
+
+
 class HttpProtocol(HttpToolsProtocol):
-    """``uvicorn.Config(http=HttpProtocol)``: the connection's transport, as uvicorn's request cycles see it,
-    joins a response head with the write after it."""
+    """``uvicorn.Config(http=functools.partial(HttpProtocol, limits=...))``: uvicorn's httptools protocol
+    within :class:`EdgeLimits`, whose transport (as uvicorn's request cycles see it) joins a response
+    head with the write after it."""
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+        limits: EdgeLimits = EdgeLimits(),
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.limits = limits
+        self.timeout_keep_alive = limits.idle_timeout_seconds  # type: ignore[assignment]
+        self._deadline: asyncio.TimerHandle | None = None  # the head's deadline, or the body's next check
+        self._in_head = False  # a request has begun and its headers are not complete
+        self._fresh_head = False  # ... and it began in the data being parsed now
+        self._head_bytes = 0  # request target and header lines parsed so far
+        self._unparsed = 0  # bytes of later reads that ended inside the head
+        self._body_began = 0.0  # loop time the body's clock started (end of the head)
+        self._body_seen = 0.0  # loop time of the last body bytes (or of the head)
+        self._body_bytes = 0  # body bytes since the body's clock started
+        self._lingering = False  # answered with an error; dropping what still comes, then closing
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        if len(self.connections) >= self.limits.max_connections:
+            self._turn_away(transport)
+            return
         super().connection_made(transport)
         self.transport = JoinedHead(transport, self.loop)  # type: ignore[assignment]
+        self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self.timeout_keep_alive_handler)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        """uvicorn's, except that only the start of a request stops the idle timer (bare CRLFs
+        do not), and a head is measured as it arrives."""
+        if self._lingering:
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError as exc:
+            if isinstance(exc.__context__, HeadTooLarge):
+                self._refuse_head()
+            else:
+                self._bad_request()
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+        except httptools.HttpParserError:
+            self._bad_request()
+        else:
+            if self._in_head:
+                self._count_unparsed(len(data))
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._unset_keepalive_if_required()
+        self._in_head = self._fresh_head = True
+        self._head_bytes = self._unparsed = 0
+        if not self._answering():  # a pipelined request's clock starts once the one before it is answered
+            self._arm(self.limits.header_timeout_seconds, self._head_timed_out)
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+        self._head_bytes += len(url)
+        if self._head_bytes > self.limits.max_header_bytes:
+            raise HeadTooLarge
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        super().on_header(name, value)
+        self._head_bytes += len(name) + len(value) + 4  # ": " and CRLF
+        if self._head_bytes > self.limits.max_header_bytes or len(self.headers) > self.limits.max_headers:
+            raise HeadTooLarge
+
+    def on_headers_complete(self) -> None:
+        self._in_head = self._fresh_head = False
+        self._body_began = self._body_seen = self.loop.time()
+        self._body_bytes = 0
+        self._arm(self.limits.body_timeout_seconds, self._body_check)
+        super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        self._body_seen = self.loop.time()
+        self._body_bytes += len(body)
+        super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self._in_head and not self.transport.is_closing():
+            self._unset_keepalive_if_required()  # the next request has begun: its head's deadline, not idle
+            self._arm(self.limits.header_timeout_seconds, self._head_timed_out)
+        elif self._deadline is not None:
+            self._unset_keepalive_if_required()  # answered before its body was read: the body timeout governs
+
+    def _count_unparsed(self, size: int) -> None:
+        """httptools holds a header's value until the next header begins, so a head unfinished after
+        a read is also measured by the reads that ended inside it (all of them head bytes, except
+        perhaps some of the read it began in, which is left out)."""
+        if self._fresh_head:
+            self._fresh_head = False
+            return
+        self._unparsed += size
+        if self._unparsed > self.limits.max_header_bytes:
+            self._refuse_head()
+
+    def _answering(self) -> bool:
+        return self.cycle is not None and not self.cycle.response_complete
+
+    def _arm(self, delay: float, callback: Callable[[], None]) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        self._deadline = self.loop.call_later(delay, callback)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _head_timed_out(self) -> None:
+        self._deadline = None
+        if not self.transport.is_closing():
+            seconds = self.limits.header_timeout_seconds
+            self.logger.debug("Request headers incomplete after %s s; closing the connection.", seconds)
+            message = f"The request headers did not arrive within {seconds:g} s."
+            self._close_with(408, "invalid_request_error", "request_timeout", message)
+
+    def _body_check(self) -> None:
+        """Is the body too slow? Close. Checked lazily: body bytes only note the time and count, and
+        the timer, when it fires, sleeps again until the sooner of the two deadlines."""
+        self._deadline = None
+        if self.transport.is_closing():
+            return
+        now = self.loop.time()
+        if self.flow.read_paused:  # the server is not reading (the app is behind): the client's clocks restart
+            self._body_began = self._body_seen = now
+            self._body_bytes = 0
+        left = min(self._pause_deadline(), self._rate_deadline()) - now
+        if left > 0:
+            self._deadline = self.loop.call_later(left, self._body_check)
+            return
+        self.logger.debug("Request body paused or too slow; closing the connection.")
+        self.transport.close()
+
+    def _pause_deadline(self) -> float:
+        return self._body_seen + self.limits.body_timeout_seconds
+
+    def _rate_deadline(self) -> float:
+        limits = self.limits
+        return self._body_began + limits.body_timeout_seconds + self._body_bytes / limits.min_body_bytes_per_second
+
+    def _refuse_head(self) -> None:
+        limits = self.limits
+        self.logger.debug(
+            "Request head over %d bytes or %d lines; answering 431.", limits.max_header_bytes, limits.max_headers
+        )
+        message = (
+            f"The request's headers exceed the limit of {limits.max_header_bytes} bytes "
+            f"or {limits.max_headers} header lines."
+        )
+        self._close_with(431, "invalid_request_error", "request_header_fields_too_large", message)
+
+    def _bad_request(self) -> None:
+        msg = "Invalid HTTP request received."
+        self.logger.warning(msg)
+        self.send_400_response(msg)
+
+    def _close_with(self, status: int, kind: str, code: str, message: str) -> None:
+        """Answer with an OpenAI-shaped error and close, unless an answer is already going out on
+        this connection (pipelining), which this would garble: then only close."""
+        self._disarm()
+        self._in_head = False
+        if self._answering():
+            self.transport.close()
+            return
+        self.transport.write(_error_response(status, kind, code, message))
+        self._linger()
+
+    def _linger(self) -> None:
+        """Close gently: send the answer and a FIN, then read and drop what the client is still
+        sending for up to ``LINGER_SECONDS``. Closing with its bytes unread would send a reset, and
+        the client, still writing its oversized head, would see that instead of the answer."""
+        self._lingering = True
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self._deadline = self.loop.call_later(LINGER_SECONDS, self.transport.close)
+
+    def _turn_away(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        self.logger.debug("Over %d open connections; refusing one.", self.limits.max_connections)
+        message = f"The gateway has {self.limits.max_connections} connections open; retry later."
+        transport.write(_error_response(503, "server_error", "too_many_connections", message))
+        transport.close()
+
+
+_REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large", 503: b"Service Unavailable"}
+
+
+def _error_response(status: int, kind: str, code: str, message: str) -> bytes:
+    error = {"error": {"message": message, "type": kind, "param": None, "code": code}}
+    body = orjson.dumps(error)
+    head = b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n"
+    return head % (status, _REASONS[status], len(body)) + body
 
 
 class JoinedHead:

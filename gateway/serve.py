@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging.config
 import os
 import socket
 import sys
 import tempfile
-from dataclasses import asdict, replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -20,7 +21,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from gateway.app import create_app
-from gateway.http_protocol import HttpProtocol
+from gateway.http_protocol import EdgeLimits, HttpProtocol
 from gateway.logs import log_config
 from gateway.policy.policy_set import PolicySet
 from gateway.policy_loader import PolicyError, load_policy_dir
@@ -29,13 +30,25 @@ from gateway.settings import Settings
 SETTINGS_ENV = "SWITCHYARD_SETTINGS"
 GC_YOUNG_THRESHOLD = 10_000
 # uvloop + httptools (bench/servers.py: granian used more CPU per request on the same app), with each
-# response's head and body in one write (gateway/http_protocol.py); no access
+# response's head and body in one write and limits on what a connection may hold
+# (gateway/http_protocol.py, `server_options`); no access
 # log (the audit trail has every request); no X-Forwarded-* rewriting (nothing here reads the client
 # address or scheme) and no "server: uvicorn" header.
 SERVER_OPTIONS: dict[str, Any] = {
     "loop": "uvloop", "http": HttpProtocol, "ws": "none", "lifespan": "on", "access_log": False,
     "proxy_headers": False, "server_header": False,
 }  # fmt: skip
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """SERVER_OPTIONS with the protocol bound to the settings' edge limits. A partial of a module-level
+    class pickles, so ``--workers`` (uvicorn spawns its workers) passes the same limits on."""
+    return {**SERVER_OPTIONS, "http": functools.partial(HttpProtocol, limits=edge_limits(settings))}
+
+
+def edge_limits(settings: Settings) -> EdgeLimits:
+    """The settings' edge limits (same field names)."""
+    return EdgeLimits(**{field.name: getattr(settings, field.name) for field in fields(EdgeLimits)})
 
 
 def banner(settings: Settings, policy: PolicySet) -> str:
@@ -118,8 +131,9 @@ class Server(uvicorn.Server):
 
 def _config(app: FastAPI, settings: Settings) -> uvicorn.Config:
     return uvicorn.Config(
-        app, host=settings.host, port=settings.port, log_config=log_config(settings.log_level), **SERVER_OPTIONS
-    )
+        app, host=settings.host, port=settings.port, log_config=log_config(settings.log_level),
+        **server_options(settings),
+    )  # fmt: skip
 
 
 def _run_workers(settings: Settings, policy: PolicySet) -> int:
@@ -132,7 +146,7 @@ def _run_workers(settings: Settings, policy: PolicySet) -> int:
     print(banner(settings, policy), flush=True)
     uvicorn.run(
         "gateway.serve:app_from_env", factory=True, workers=settings.workers, host=settings.host,
-        port=settings.port, log_config=log_config(settings.log_level), **SERVER_OPTIONS,
+        port=settings.port, log_config=log_config(settings.log_level), **server_options(settings),
     )  # fmt: skip
     return 0
 

@@ -19,3 +19,11 @@ class Settings:
     audit_flush_seconds: float = 1.0  # longest a line waits to be written; 0 writes each line at once
     reload_seconds: float = 5.0  # how often to look for policy changes; 0 turns reloading off
     workers: int = 1  # processes serving one port
+    # The HTTP edge (gateway/http_protocol.py, README "Limits at the edge"); per worker process.
+    max_header_bytes: int = 64 * 1024  # request target and header lines; over it: 431
+    max_headers: int = 100  # header lines; over it: 431
+    idle_timeout_seconds: float = 5.0  # a connection with no request begun for this long is closed
+    header_timeout_seconds: float = 10.0  # from a request's first byte to the end of its headers; then 408
+    body_timeout_seconds: float = 30.0  # longest pause inside a request body; then the connection is closed
+    min_body_bytes_per_second: int = 1024  # slowest average request body after body_timeout_seconds; then closed
+    max_connections: int = 4096  # open connections; a new one beyond this gets 503
