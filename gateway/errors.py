@@ -22,6 +22,7 @@ The HTTP edge turns any :class:`GatewayError` into OpenAI's JSON error shape
         ├── UpstreamUnavailable (503)     retryable: connect error, 5xx
         ├── UpstreamBadResponse (502)     retryable: unparseable answer
         ├── UpstreamRejected (400)        not retryable: the upstream refused the request itself
+        │   └── ContextLengthExceeded (400)   the prompt is over the deployment's context size
         └── AllCandidatesFailed (status of the failures)
 """
 
@@ -156,13 +157,19 @@ class UpstreamRejected(UpstreamError):
     retryable = False
 
 
+class ContextLengthExceeded(UpstreamRejected):
+    """The prompt (with max_tokens) does not fit the deployment's context; the message has the numbers when known."""
+
+    code = "context_length_exceeded"
+
+
 class AllCandidatesFailed(GatewayError):
     """Every allowed candidate failed; status follows what the failures had in common."""
 
     type = "server_error"
 
-    def __init__(self, message: str, *, status: int, code: str) -> None:
-        super().__init__(message, code=code)
+    def __init__(self, message: str, *, status: int, code: str, retry_after: float | None = None) -> None:
+        super().__init__(message, code=code, retry_after=retry_after)
         self.status = status
         if status == 429:
             self.type = "rate_limit_error"

@@ -3,6 +3,14 @@
 A deployment whose breaker is open, or that is at a cap, is skipped like an unhealthy one: the
 next allowed candidate is tried; a denied one never is. Breaker statuses are read from the store
 at most every ``refresh_seconds`` for ranking; the breaker itself is checked on every call.
+
+Two breakers guard each call: the deployment's, shared by every tenant, and the calling tenant's own
+for that deployment (key ``<deployment>@<tenant>``), which opens at half the failures (rounded up).
+A tenant's failures count for everyone only while its own breaker is closed, so one tenant (whose
+requests may be what fails) can add at most that half to the shared count and cannot open the
+breaker for the others; once its own breaker opens, its requests skip the deployment. Failures from
+two tenants open the shared breaker as before; a deployment only one tenant uses is guarded by that
+tenant's breaker.
 """
 
 from __future__ import annotations
@@ -11,7 +19,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from gateway.policy.guards_schema import BreakerSpec
@@ -28,8 +36,10 @@ RECENT = 200  # attempts kept per deployment for the admin view (this replica)
 class Entry:
     deployment: str
     lease: str | None
-    probe: bool
-    closed: bool  # the breaker was closed when the call was let through
+    probe: bool  # this call is the half-open probe of the shared breaker or of the tenant's
+    closed: bool  # the shared breaker was closed when the call was let through
+    tenant_breaker: str = ""  # the key of the tenant's own breaker for this deployment
+    tenant_closed: bool = True  # ... and whether it was closed
 
 
 @dataclass
@@ -38,21 +48,32 @@ class _Recent:
     outcomes: deque[bool] = field(default_factory=lambda: deque(maxlen=RECENT))
 
 
-_BREAKER_POLICIES: dict[int, tuple[BreakerSpec, BreakerPolicy]] = {}  # by id() of the spec it was built from
+# by id() of the spec they were built from: (spec, the shared breaker's policy, a tenant's breaker's policy)
+_BREAKER_POLICIES: dict[int, tuple[BreakerSpec, BreakerPolicy, BreakerPolicy]] = {}
 
 
 def breaker_policy(policy: PolicySet) -> BreakerPolicy:
-    """Built once per policy's breaker settings, not on each of the calls a request makes. Looked up
-    by the spec's identity (hashing a pydantic model runs Python code for every field)."""
+    """The shared breaker's settings, built once per policy, not on each of the calls a request makes."""
+    return _breaker_policies(policy)[0]
+
+
+def tenant_breaker_policy(policy: PolicySet) -> BreakerPolicy:
+    """A tenant's own breaker: the shared one's settings at half the failure count (rounded up)."""
+    return _breaker_policies(policy)[1]
+
+
+def _breaker_policies(policy: PolicySet) -> tuple[BreakerPolicy, BreakerPolicy]:
+    """Looked up by the spec's identity (hashing a pydantic model runs Python code for every field)."""
     spec = policy.state.breaker
     known = _BREAKER_POLICIES.get(id(spec))
     if known is not None and known[0] is spec:
-        return known[1]
+        return known[1], known[2]
     if len(_BREAKER_POLICIES) >= 8:  # old policies after reloads
         _BREAKER_POLICIES.clear()
-    built = BreakerPolicy(spec.failures, spec.window_seconds, spec.failure_rate, spec.min_calls, spec.cooldown_seconds)
-    _BREAKER_POLICIES[id(spec)] = (spec, built)
-    return built
+    shared = BreakerPolicy(spec.failures, spec.window_seconds, spec.failure_rate, spec.min_calls, spec.cooldown_seconds)
+    tenant = replace(shared, failures=-(-spec.failures // 2), min_calls=-(-spec.min_calls // 2))
+    _BREAKER_POLICIES[id(spec)] = (spec, shared, tenant)
+    return shared, tenant
 
 
 class DeploymentGate:
@@ -93,18 +114,20 @@ class DeploymentGate:
         )
         return dict(statuses)
 
-    async def enter(self, policy: PolicySet, dep: Deployment) -> Entry | str:
-        """Permission to call ``dep``, or the reason to skip it."""
+    async def enter(self, policy: PolicySet, dep: Deployment, tenant: str) -> Entry | str:
+        """Permission for ``tenant`` to call ``dep``, or the reason to skip it."""
         breakers, now = breaker_policy(policy), time.time()
-        statuses = await self._safe(self.store.breakers.statuses([dep.id], breakers, now), {})
-        status = statuses.get(dep.id, "closed")
+        own = f"{dep.id}@{tenant}"
+        statuses = await self._safe(self.store.breakers.statuses([dep.id, own], breakers, now), {})
+        status, own_status = statuses.get(dep.id, "closed"), statuses.get(own, "closed")
         probe = False
-        if status == "open":
+        if status == "open" or own_status == "open":
             return "breaker_open"
-        if status == "half_open":
-            if not await self._safe(self.store.breakers.allow_probe(dep.id, breakers, now), True):
-                return "breaker_half_open"
-            probe = True
+        for key, state in ((dep.id, status), (own, own_status)):
+            if state == "half_open":
+                if not await self._safe(self.store.breakers.allow_probe(key, breakers, now), True):
+                    return "breaker_half_open"
+                probe = True
         caps = dep.spec.caps
         if caps is not None and caps.rpm is not None:
             limit = Limit(f"cap:{dep.id}:rpm", caps.rpm, 60.0)
@@ -118,20 +141,27 @@ class DeploymentGate:
             )
             if lease is None:
                 return "at_capacity"
-        return Entry(dep.id, lease, probe, status == "closed")
+        return Entry(dep.id, lease, probe, status == "closed", own, own_status == "closed")
 
     async def record(self, policy: PolicySet, entry: Entry, ok: bool, seconds: float) -> None:
         """One attempt's outcome: feeds the shared breaker and this replica's recent latency and errors.
 
-        A success through a closed count-based breaker changes nothing in the store, so it is not sent."""
+        A success through a closed count-based breaker changes nothing in the store, so it is not sent.
+        A failure goes to the tenant's own breaker, and to the shared one while the tenant's was closed."""
         recent = self._recent.get(entry.deployment) or self._recent.setdefault(entry.deployment, _Recent())
         recent.latencies.append(seconds)
         recent.outcomes.append(ok)
-        breakers = breaker_policy(policy)
-        if ok and entry.closed and breakers.failure_rate is None:
+        shared, own = _breaker_policies(policy)
+        by_count = shared.failure_rate is None
+        now = time.time()
+        if entry.tenant_breaker and not (ok and entry.tenant_closed and by_count):
+            status = await self._safe(self.store.breakers.record(entry.tenant_breaker, ok, own, now), None)
+            if status == "open" and not ok:
+                log.warning("circuit breaker open for deployment %s for one tenant", entry.tenant_breaker)
+        if (ok and entry.closed and by_count) or (not ok and not entry.tenant_closed and entry.closed):
             return
-        call = self.store.breakers.record(entry.deployment, ok, breakers, time.time())
-        if await self._safe(call, None) == "open" and not ok:
+        status = await self._safe(self.store.breakers.record(entry.deployment, ok, shared, now), None)
+        if status == "open" and not ok:
             log.warning("circuit breaker open for deployment %s", entry.deployment)
 
     async def leave(self, entry: Entry) -> None:

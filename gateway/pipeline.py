@@ -9,13 +9,13 @@ Each stage hands the next a frozen value. Metrics, audit and logs are side chann
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from gateway.auth import authenticate
 from gateway.call import Caller, Completed, Streaming
 from gateway.classify.base import Classifier
-from gateway.errors import GatewayError
 from gateway.gate import DeploymentGate
 from gateway.guards import Grant, Guards
 from gateway.normalize import normalize
@@ -81,8 +81,8 @@ async def route(
         deadline = policy.limits.request_deadline_seconds
         call = routing.caller.stream if request.stream else routing.caller.complete
         return Routed(request, decision, await call(policy, decision, request, deadline), grant, cache)
-    except GatewayError:
-        await guards.settle(grant, 0.0, 0)
+    except BaseException:  # whatever was raised (an error, a bug, a cancelled request), nothing stays reserved
+        await asyncio.shield(guards.settle(grant, 0.0, 0))
         raise
 
 

@@ -95,9 +95,11 @@ def test_upstream_rate_limit_after_retries_is_429(gateway: str, client: openai.O
 def test_upstream_rejecting_the_request_is_400_without_fallback(
     gateway: str, client: openai.OpenAI, upstreams: Upstreams
 ) -> None:
-    upstreams.controls["a"].inject(Fault(status=400, message="context too long"))
-    with pytest.raises(openai.BadRequestError, match="context too long"):
+    upstreams.controls["a"].inject(Fault(status=400, message="temperature too high"))
+    with pytest.raises(openai.BadRequestError, match="deployment 'us-open-a' answered 400") as info:
         client.chat.completions.create(model="auto", messages=HI)  # type: ignore[arg-type]
+    assert info.value.code == "upstream_rejected"
+    assert "temperature" not in info.value.response.text  # the upstream's words stay in the gateway's log
     assert upstreams.controls["b"].count() == 0
 
 

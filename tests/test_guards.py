@@ -103,15 +103,35 @@ def test_a_deployment_at_its_rpm_cap_is_skipped_for_the_next_allowed_one(gateway
 
 
 def test_breaker_opens_then_a_single_probe_brings_the_deployment_back(gateway: str, upstreams: Upstreams) -> None:
-    upstreams.controls["a"].inject(Fault(status=500, times=2, model="cn-open"))
-    for _ in range(2):
-        assert post(gateway, "open-key").headers["x-gateway-deployment"] == "cn-open-b"
+    upstreams.controls["a"].inject(Fault(status=500, times=1, model="cn-open"))
+    # failures 2: the tenant's own breaker opens at 1 and keeps this tenant off the deployment
+    assert post(gateway, "open-key").headers["x-gateway-deployment"] == "cn-open-b"
     calls = upstreams.controls["a"].count("cn-open")
+    assert post(gateway, "open-key").headers["x-gateway-deployment"] == "cn-open-b"
     assert post(gateway, "open-key").headers["x-gateway-deployment"] == "cn-open-b"
     assert upstreams.controls["a"].count("cn-open") == calls, "open: not called"
     time.sleep(0.7)  # cool-down over: half-open keeps its place in the ranking and is probed
     assert post(gateway, "open-key").headers["x-gateway-deployment"] == "cn-open-a"
     assert post(gateway, "open-key").headers["x-gateway-deployment"] == "cn-open-a", "closed again"
+
+
+def test_one_tenant_cannot_open_the_breaker_for_the_others(gateway: str, upstreams: Upstreams) -> None:
+    upstreams.controls["a"].inject(Fault(status=500, times=5, model="cn-open"))
+    for _ in range(3):
+        assert post(gateway, "open-key").headers["x-gateway-deployment"] == "cn-open-b"
+    assert upstreams.controls["a"].count("cn-open") == 1, "one failure opened this tenant's own breaker"
+    # the shared breaker (2 failures) saw one: another tenant still gets the deployment
+    upstreams.controls["a"].reset()
+    assert post(gateway, "tokens-key").headers["x-gateway-deployment"] == "cn-open-a"
+
+
+def test_failures_from_two_tenants_open_the_shared_breaker(gateway: str, upstreams: Upstreams) -> None:
+    upstreams.controls["a"].inject(Fault(status=500, times=2, model="cn-open"))
+    assert post(gateway, "open-key").headers["x-gateway-deployment"] == "cn-open-b"
+    assert post(gateway, "tokens-key").headers["x-gateway-deployment"] == "cn-open-b"
+    before = upstreams.controls["a"].count("cn-open")
+    assert post(gateway, "keyed-key").headers["x-gateway-deployment"] == "cn-open-b"
+    assert upstreams.controls["a"].count("cn-open") == before, "a third tenant skips the open deployment"
 
 
 def test_a_nearly_spent_budget_downgrades_to_the_cheapest_tier(gateway: str) -> None:

@@ -19,20 +19,22 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 import re
+import traceback
 from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping
 from typing import Any, Final
 
 from gateway.errors import (
     UpstreamBadResponse,
     UpstreamError,
-    UpstreamRateLimited,
     UpstreamRejected,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
 from gateway.providers.base import Endpoint, Json, Target
+from gateway.providers.upstream_errors import redact, status_error
 
 OFFLINE_ENV: Final = {
     "LITELLM_MODE": "PRODUCTION",  # "DEV" (the default) loads a .env file found above litellm's install dir
@@ -64,12 +66,10 @@ _USAGE_DETAILS: Final = {
     ),
 }
 _CREDENTIALS_REFUSED: Final = (401, 403)
-_STATUS_ERRORS: Final[Mapping[int, type[UpstreamError]]] = {
-    404: UpstreamUnavailable,
-    408: UpstreamTimeout,
-    429: UpstreamRateLimited,
-    504: UpstreamTimeout,
-}
+# Functions of litellm that map an OpenAI request to a provider's, and that read an answer.
+_REQUEST_SIDE: Final = frozenset({"get_optional_params", "map_openai_params", "transform_request"})
+_RESPONSE_SIDE: Final = frozenset({"transform_response", "convert_to_model_response_object", "chunk_parser"})
+log = logging.getLogger("gateway.upstream")
 
 
 class LiteLLMProvider:
@@ -343,8 +343,12 @@ def _translated(target: Target) -> Iterator[None]:
     except _litellm_errors() as exc:  # the cause holds the upstream request, key included: drop it
         raise _upstream_error(exc, target) from None
     except Exception as exc:  # the Provider contract: no third-party exception leaves an adapter
-        reason = f"unexpected {type(exc).__name__} from litellm: {_detail(exc, target)}"
-        raise UpstreamBadResponse(f"deployment {target.deployment!r}: {reason}") from exc
+        log.warning(
+            "deployment %s: unexpected %s from litellm: %s", target.deployment, type(exc).__name__, _detail(exc, target)
+        )
+        raise UpstreamBadResponse(
+            f"deployment {target.deployment!r}: unexpected {type(exc).__name__} from litellm"
+        ) from exc
 
 
 @functools.cache
@@ -371,28 +375,46 @@ def _litellm_errors() -> tuple[type[Exception], ...]:
 
 
 def _upstream_error(exc: Exception, target: Target) -> UpstreamError:
-    """The gateway error for one litellm exception."""
+    """The gateway error for one litellm exception. The client's message names the deployment and what
+    happened, never litellm's or the upstream's text (it can echo the request); that is logged, redacted."""
     from litellm import exceptions as e
 
     where = f"deployment {target.deployment!r}"
     status = getattr(exc, "status_code", None)
+    detail = _detail(exc, target)
     if isinstance(exc, e.Timeout):  # before APIConnectionError, its base class
         return UpstreamTimeout(f"{where} gave no answer within {target.timeout_seconds:g} s")
     if status in _CREDENTIALS_REFUSED:  # litellm's AuthenticationError and PermissionDeniedError
+        log.warning("%s refused the configured credentials: %s", where, detail)
         return UpstreamUnavailable(f"{where} refused the configured credentials (HTTP {status}): check its api key")
+    if _request_translation_failed(exc):
+        log.warning("%s: litellm could not translate the request: %s", where, detail)
+        return UpstreamRejected(f"{where} ({target.provider}) cannot take this request: a field has a value it refuses")
     if isinstance(exc, e.APIConnectionError) and not _parse_failure(exc):
-        return UpstreamUnavailable(f"{where} is unreachable: {_detail(exc, target)}")
+        log.warning("%s is unreachable: %s", where, detail)
+        return UpstreamUnavailable(f"{where} is unreachable")
     if isinstance(exc, e.APIConnectionError | e.APIResponseValidationError) or not isinstance(status, int):
-        return UpstreamBadResponse(f"{where} sent an answer litellm could not read: {_detail(exc, target)}")
-    return _status_error(status)(f"{where} answered HTTP {status}: {_detail(exc, target)}")
+        log.warning("%s sent an answer litellm could not read: %s", where, detail)
+        return UpstreamBadResponse(f"{where} sent an answer litellm could not read")
+    if isinstance(exc, e.ContextWindowExceededError):
+        status = 400
+    return status_error(target.deployment, status, detail.encode(), target.api_key)
 
 
-def _status_error(status: int) -> type[UpstreamError]:
-    if status in _STATUS_ERRORS:
-        return _STATUS_ERRORS[status]
-    if 400 <= status < 500:
-        return UpstreamRejected
-    return UpstreamUnavailable if status >= 500 else UpstreamBadResponse
+def _request_translation_failed(exc: BaseException) -> bool:
+    """True when litellm failed while turning the OpenAI request into the provider's (a value it cannot map,
+    such as ``"stop": [1]``), before anything was sent: the request is at fault, not the deployment.
+
+    litellm wraps such failures in an ``APIConnectionError``; the frames of the cause say where it failed."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        names = {frame.name for frame in traceback.extract_tb(cause.__traceback__)}
+        if names & _REQUEST_SIDE and not names & _RESPONSE_SIDE:
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def _parse_failure(exc: BaseException) -> bool:
@@ -410,6 +432,4 @@ def _parse_failure(exc: BaseException) -> bool:
 def _detail(exc: BaseException, target: Target) -> str:
     """litellm's message up to its advice ("Handle with ..."), without the deployment's key."""
     text = _LITELLM_ADVICE.split(" ".join(str(exc).split()), maxsplit=1)[0] or type(exc).__name__
-    if target.api_key:
-        text = text.replace(target.api_key, "***")
-    return text[:_DETAIL_CHARS]
+    return redact(text, target.api_key)[:_DETAIL_CHARS]

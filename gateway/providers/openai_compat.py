@@ -10,20 +10,18 @@ from __future__ import annotations
 import functools
 import ssl
 from collections.abc import AsyncIterator
-from typing import Any
 
 import orjson
 
 from gateway.errors import (
     UpstreamBadResponse,
     UpstreamError,
-    UpstreamRateLimited,
-    UpstreamRejected,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
 from gateway.providers import http1
 from gateway.providers.base import Endpoint, Json, Target
+from gateway.providers.upstream_errors import status_error, stream_error
 
 PATHS: dict[str, str] = {"chat": "/chat/completions", "completions": "/completions", "embeddings": "/embeddings"}
 _CONNECT_TIMEOUT = 5.0
@@ -56,7 +54,7 @@ class OpenAICompatibleProvider:
         except _TRANSPORT_ERRORS as exc:
             raise _transport_error(target, exc) from None
         if status != 200:
-            raise _status_error(target, status, content)
+            raise status_error(target.deployment, status, content, target.api_key)
         try:
             parsed = orjson.loads(content)
         except orjson.JSONDecodeError:
@@ -72,7 +70,7 @@ class OpenAICompatibleProvider:
             if response.status != 200:
                 content = await response.read()
                 finished = True
-                raise _status_error(target, response.status, content)
+                raise status_error(target.deployment, response.status, content, target.api_key)
             lines = _DataLines()
             while True:
                 piece = await response.read_some()  # b"" at the end of the body
@@ -160,7 +158,7 @@ def _chunk(target: Target, data: bytes) -> Json | None:
     if not isinstance(chunk, dict):
         return None
     if "error" in chunk:
-        raise UpstreamUnavailable(f"deployment {target.deployment!r} failed mid-stream: {_error_text(chunk)}")
+        raise stream_error(target.deployment, chunk, target.api_key)
     return chunk
 
 
@@ -172,32 +170,3 @@ def _transport_error(target: Target, exc: BaseException) -> UpstreamError:
     if isinstance(exc, http1.ContentError):
         return UpstreamBadResponse(f"deployment {target.deployment!r} sent a body that cannot be decoded: {exc}")
     return UpstreamUnavailable(f"deployment {target.deployment!r} is unreachable ({type(exc).__name__})")
-
-
-def _status_error(target: Target, status: int, content: bytes) -> UpstreamError:
-    detail = _error_text(_maybe_json(content)) or content[:200].decode("utf-8", "replace")
-    message = f"deployment {target.deployment!r} answered {status}: {detail}"
-    if status == 429:
-        return UpstreamRateLimited(message)
-    if status in (408, 504):
-        return UpstreamTimeout(message)
-    if status >= 500 or status in (401, 403, 404):
-        return UpstreamUnavailable(message)
-    return UpstreamRejected(message)
-
-
-def _maybe_json(content: bytes) -> Any:
-    try:
-        return orjson.loads(content)
-    except orjson.JSONDecodeError:
-        return None
-
-
-def _error_text(body: Any) -> str:
-    if isinstance(body, dict):
-        error = body.get("error")
-        if isinstance(error, dict) and isinstance(error.get("message"), str):
-            return str(error["message"])[:300]
-        if isinstance(error, str):
-            return error[:300]
-    return ""
