@@ -4,14 +4,18 @@ Three stand-ins play the deployments of the example policies: a self-hosted Qwen
 self-hosted gpt-oss (vLLM) and OpenAI's API. They answer canned text over real HTTP in
 OpenAI's wire format, with usage. The policies are loaded with an environment holding only
 the stand-ins' addresses, so no real provider key in the shell can be picked up by the demo.
+
+The stand-ins record no calls (a demo may run for days, and nothing reads the record) and mount
+no ``/_standin`` control routes, which take no key and would show prompts and queue faults.
 """
 
 from __future__ import annotations
 
 from contextlib import AsyncExitStack
 
+from gateway.standin.control import Control
 from gateway.standin.openai_wire import create_openai_app
-from gateway.standin.server import serve
+from gateway.standin.server import RunningServer, serve
 
 DEMO_OPENAI_KEY = "sk-demo-standin"
 DEMO_KEYS = {"demo-key": "no restrictions", "demo-us-only": "denies models of origin CN"}
@@ -19,12 +23,9 @@ DEMO_KEYS = {"demo-key": "no restrictions", "demo-us-only": "denies models of or
 
 async def start_demo_upstreams(stack: AsyncExitStack) -> dict[str, str]:
     """Start the stand-ins; return the environment the demo policies are loaded with."""
-    qwen = await serve(create_openai_app(name="self-hosted vLLM (Qwen)"))
-    stack.push_async_callback(qwen.stop)
-    gpt_oss = await serve(create_openai_app(name="self-hosted vLLM (gpt-oss)"))
-    stack.push_async_callback(gpt_oss.stop)
-    openai = await serve(create_openai_app(name="OpenAI API stand-in", api_key=DEMO_OPENAI_KEY))
-    stack.push_async_callback(openai.stop)
+    qwen = await _start(stack, "self-hosted vLLM (Qwen)")
+    gpt_oss = await _start(stack, "self-hosted vLLM (gpt-oss)")
+    openai = await _start(stack, "OpenAI API stand-in", DEMO_OPENAI_KEY)
     return {
         "QWEN_BASE_URL": f"{qwen.url}/v1",
         "GPT_OSS_BASE_URL": f"{gpt_oss.url}/v1",
@@ -32,3 +33,9 @@ async def start_demo_upstreams(stack: AsyncExitStack) -> dict[str, str]:
         "OPENAI_BASE_URL": f"{openai.url}/v1",
         "OPENAI_API_KEY": DEMO_OPENAI_KEY,
     }
+
+
+async def _start(stack: AsyncExitStack, name: str, api_key: str | None = None) -> RunningServer:
+    server = await serve(create_openai_app(Control(max_calls=0), name=name, api_key=api_key))
+    stack.push_async_callback(server.stop)
+    return server

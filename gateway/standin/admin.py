@@ -1,4 +1,8 @@
-"""The HTTP face of :class:`Control`, mounted on every stand-in app under ``/_standin``.
+"""The HTTP face of :class:`Control`, mounted under ``/_standin`` on a stand-in app that asks for it.
+
+Off by default (``create_openai_app(..., admin=True)`` turns it on): the routes take no key, so
+whoever reaches the stand-in could read every prompt it recorded and queue faults. Tests that
+drive a stand-in over HTTP turn it on; ``gateway serve --demo`` never does.
 
 - ``POST /_standin/faults``  body: JSON list of faults -> ``{"pending": n}``
 - ``GET  /_standin/calls``   -> ``{"calls": [...], "counts": {model: n}, "pending_faults": [...]}``

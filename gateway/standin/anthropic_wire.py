@@ -1,8 +1,8 @@
 """A stand-in Anthropic upstream: the Messages API with canned answers.
 
 Routes: ``POST /v1/messages`` (plain and streamed), ``POST /v1/messages/count_tokens``,
-plus the ``/_standin`` admin routes. Requests need an ``anthropic-version`` header and,
-when ``api_key`` is set, a matching ``x-api-key`` (or ``Authorization: Bearer``, which newer
+plus the ``/_standin`` admin routes if ``admin``. Requests need an ``anthropic-version`` header
+and, when ``api_key`` is set, a matching ``x-api-key`` (or ``Authorization: Bearer``, which newer
 SDKs send). Errors have Anthropic's shape
 ``{"type": "error", "error": {"type", "message"}, "request_id"}``.
 """
@@ -69,13 +69,16 @@ def _keys_sent(request: Request) -> tuple[str | None, str | None]:
     return request.headers.get("x-api-key"), bearer.removeprefix("Bearer ") if bearer.startswith("Bearer ") else None
 
 
-def create_anthropic_app(control: Control | None = None, *, api_key: str | None = None) -> Starlette:
+def create_anthropic_app(
+    control: Control | None = None, *, api_key: str | None = None, admin: bool = False
+) -> Starlette:
+    """An Anthropic-wire stand-in; ``admin`` mounts the ``/_standin`` control routes (no key: for tests only)."""
     control = control or Control()
     wire = AnthropicWire(api_key)
     routes = [
         Route("/v1/messages", endpoint(wire, control, _messages), methods=["POST"]),
         Route("/v1/messages/count_tokens", endpoint(wire, control, _count_tokens), methods=["POST"]),
-        *admin_routes(control),
+        *(admin_routes(control) if admin else []),
     ]
     return Starlette(routes=routes, exception_handlers={HTTPException: http_error_handler(wire)})
 

@@ -3,6 +3,10 @@
 One :class:`Control` is shared between a stand-in app (which may run in another
 thread) and the test or admin that drives it, so every access takes a lock.
 
+The record keeps the last ``max_calls`` calls only (each holds a whole request body), so a
+long-running stand-in, such as the ones ``gateway serve --demo`` starts, stays the same size;
+``Control(max_calls=0)`` records nothing.
+
 A :class:`Fault` applies to the next ``times`` matching requests (optionally only
 for one model or path) and does one thing: answer with an HTTP error ``status``,
 or drop the connection after ``drop_after`` stream events (for a non-streamed
@@ -13,7 +17,7 @@ alone to make an answer slow.
 from __future__ import annotations
 
 import threading
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +25,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 RECORDED_HEADERS = ("authorization", "x-api-key", "anthropic-version", "anthropic-beta", "content-type", "user-agent")
+CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key"})  # kept for in-process asserts, never served
+REDACTED = "[redacted]"
+MAX_CALLS = 2000
 
 
 class Fault(BaseModel):
@@ -64,7 +71,9 @@ class Call:
         return bool(self.body.get("stream"))
 
     def to_json(self) -> dict[str, Any]:
-        body, headers = dict(self.body), dict(self.headers)
+        """The call as served over HTTP: credentials redacted, so no answer ever carries a key."""
+        body = dict(self.body)
+        headers = {k: REDACTED if k in CREDENTIAL_HEADERS else v for k, v in self.headers.items()}
         return {"path": self.path, "model": self.model, "stream": self.stream, "body": body, "headers": headers}
 
 
@@ -80,11 +89,13 @@ class _Pending:
 
 
 class Control:
-    """Thread-safe record of calls, queue of faults and timing knobs for one or more stand-in apps."""
+    """Thread-safe record of the last ``max_calls`` calls, queue of faults and timing knobs for stand-in apps."""
 
-    def __init__(self, *, delay: float = 0.0, chunk_gap: float = 0.0) -> None:
+    def __init__(self, *, delay: float = 0.0, chunk_gap: float = 0.0, max_calls: int = MAX_CALLS) -> None:
+        if max_calls < 0:
+            raise ValueError(f"max_calls must be 0 or more, not {max_calls}")
         self._lock = threading.Lock()
-        self._calls: list[Call] = []
+        self._calls: deque[Call] = deque(maxlen=max_calls)
         self._pending: list[_Pending] = []
         self._initial_timing = (delay, chunk_gap)
         self._delay, self._chunk_gap = self._initial_timing
@@ -129,16 +140,17 @@ class Control:
 
     # -- calls ----------------------------------------------------------------
     def record(self, call: Call) -> None:
+        """Keep ``call``; past ``max_calls`` the oldest is forgotten."""
         with self._lock:
             self._calls.append(call)
 
     def calls(self, model: str | None = None) -> list[Call]:
-        """Calls in arrival order, optionally only those for ``model``."""
+        """Recorded calls in arrival order, optionally only those for ``model``."""
         with self._lock:
             return [c for c in self._calls if model is None or c.model == model]
 
     def models(self) -> list[str]:
-        """Models asked for, in arrival order (one entry per call)."""
+        """Models asked for, in arrival order (one entry per recorded call)."""
         return [c.model for c in self.calls() if c.model is not None]
 
     def count(self, model: str | None = None) -> int:
@@ -155,7 +167,7 @@ class Control:
             self._delay, self._chunk_gap = self._initial_timing
 
     def snapshot(self) -> dict[str, Any]:
-        """Everything recorded, as JSON (served at ``GET /_standin/calls``)."""
+        """Everything recorded, as JSON (served at ``GET /_standin/calls``), credentials redacted."""
         return {
             "calls": [c.to_json() for c in self.calls()],
             "counts": self.counts(),

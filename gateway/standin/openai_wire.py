@@ -1,7 +1,7 @@
 """A stand-in OpenAI-compatible upstream (what OpenAI, vLLM and SGLang serve), with canned answers.
 
 Routes: ``POST /v1/chat/completions``, ``POST /v1/completions``, ``POST /v1/embeddings``,
-``GET /v1/models``, ``GET /v1/models/{model}``, plus the ``/_standin`` admin routes.
+``GET /v1/models``, ``GET /v1/models/{model}``, plus the ``/_standin`` admin routes if ``admin``.
 Any model name is accepted; every answer names the model it was asked for.
 """
 
@@ -66,9 +66,11 @@ def create_openai_app(
     name: str = "standin",
     api_key: str | None = None,
     models: Sequence[str] = (),
+    admin: bool = False,
 ) -> Starlette:
     """An OpenAI-wire stand-in. ``name`` is the ``owned_by`` of its models and part of its fingerprint;
-    ``GET /v1/models`` lists ``models`` plus every model asked for so far."""
+    ``GET /v1/models`` lists ``models`` plus every model of the calls ``control`` still records.
+    ``admin`` mounts the ``/_standin`` control routes (no key: for tests only)."""
     control = control or Control()
     wire = OpenAIWire(api_key)
     answers = _Answers(control, name, tuple(models))
@@ -78,7 +80,7 @@ def create_openai_app(
         Route("/v1/embeddings", endpoint(wire, control, answers.embeddings), methods=["POST"]),
         Route("/v1/models", endpoint(wire, control, answers.list_models), methods=["GET"]),
         Route("/v1/models/{model:path}", endpoint(wire, control, answers.get_model), methods=["GET"]),
-        *admin_routes(control),
+        *(admin_routes(control) if admin else []),
     ]
     return Starlette(routes=routes, exception_handlers={HTTPException: http_error_handler(wire)})
 

@@ -1,20 +1,23 @@
-"""Control: recorded calls, the fault queue, timing, and the same over HTTP at /_standin."""
+"""Control: recorded calls (bounded), the fault queue, timing, and the same over HTTP at /_standin (opt-in)."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pydantic
 import pytest
+from starlette.applications import Starlette
 
+from gateway.standin.anthropic_wire import create_anthropic_app
 from gateway.standin.control import Call, Control, Fault
 from gateway.standin.openai_wire import create_openai_app
 from gateway.standin.server import ThreadedServer
 
 CHAT = "/v1/chat/completions"
 HI = {"messages": [{"role": "user", "content": "hi"}]}
+KEY = "sk-standin-secret"
 
 
 def test_faults_match_model_and_path_and_run_out() -> None:
@@ -59,6 +62,26 @@ def test_calls_models_and_counts_from_many_threads() -> None:
     assert control.calls() == [] and control.models() == []
 
 
+def test_the_record_keeps_only_the_last_max_calls() -> None:
+    control = Control(max_calls=3)
+    for model in "abcab":
+        control.record(Call(CHAT, model, {"model": model}))
+    assert control.models() == ["c", "a", "b"]
+    assert control.count() == 3 and control.counts() == {"c": 1, "a": 1, "b": 1}
+    assert [call.model for call in control.calls("a")] == ["a"]
+
+
+def test_the_default_record_is_bounded_and_zero_records_nothing() -> None:
+    bounded, silent = Control(), Control(max_calls=0)
+    for n in range(10_000):
+        bounded.record(Call(CHAT, "m", {"n": n}))
+        silent.record(Call(CHAT, "m", {"n": n}))
+    assert 0 < bounded.count() < 10_000 and bounded.calls()[-1].body == {"n": 9_999}
+    assert silent.calls() == [] and silent.counts() == {}
+    with pytest.raises(ValueError, match="max_calls"):
+        Control(max_calls=-1)
+
+
 def test_timing_and_reset() -> None:
     control = Control(delay=0.1, chunk_gap=0.2)
     control.set_timing(chunk_gap=0.05)
@@ -72,7 +95,11 @@ def test_timing_and_reset() -> None:
 
 @pytest.fixture(scope="module")
 def http() -> Iterator[httpx.Client]:
-    with ThreadedServer(create_openai_app()) as server, httpx.Client(base_url=server.url) as http:
+    app = create_openai_app(admin=True, api_key=KEY)
+    with (
+        ThreadedServer(app) as server,
+        httpx.Client(base_url=server.url, headers={"authorization": f"Bearer {KEY}"}) as http,
+    ):
         yield http
 
 
@@ -97,3 +124,23 @@ def test_bad_faults_and_timing_over_http(http: httpx.Client) -> None:
     timing = http.post("/_standin/timing", json={"chunk_gap": 0.01})
     assert timing.json() == {"delay": 0.0, "chunk_gap": 0.01}
     http.post("/_standin/reset")
+
+
+def test_no_answer_shows_a_key(http: httpx.Client) -> None:
+    http.post("/_standin/reset")
+    assert http.post(CHAT, json={"model": "m", **HI}).status_code == 200
+    snapshot = http.get("/_standin/calls")
+    assert snapshot.json()["calls"][0]["headers"]["authorization"] == "[redacted]"
+    assert KEY not in snapshot.text
+    http.post("/_standin/reset")
+
+
+@pytest.mark.parametrize("create", [create_openai_app, create_anthropic_app], ids=["openai", "anthropic"])
+def test_the_control_routes_are_off_unless_asked_for(create: Callable[..., Starlette]) -> None:
+    control = Control()
+    with ThreadedServer(create(control)) as server, httpx.Client(base_url=server.url) as http:
+        assert http.post("/_standin/faults", json=[{"status": 503}]).status_code == 404
+        assert http.get("/_standin/calls").status_code == 404
+        assert http.post("/_standin/reset").status_code == 404
+        assert http.post("/_standin/timing", json={"delay": 5}).status_code == 404
+    assert control.pending_faults() == [] and control.delay == 0.0
