@@ -35,7 +35,6 @@ Only timing changes: bytes are written in the same order, whatever they are.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +63,7 @@ class EdgeLimits:
 
 
 LINGER_SECONDS = 1.0
+_IDLE, _HEAD, _BODY = "idle", "head", "body"  # where a connection is in its current request
 
 
 class HeadTooLarge(Exception):
@@ -86,9 +86,12 @@ class HttpProtocol(HttpToolsProtocol):
         super().__init__(config, server_state, app_state, _loop)
         self.limits = limits
         self.timeout_keep_alive = limits.idle_timeout_seconds  # type: ignore[assignment]
-        self._deadline: asyncio.TimerHandle | None = None  # the head's deadline, or the body's next check
-        self._in_head = False  # a request has begun and its headers are not complete
-        self._fresh_head = False  # ... and it began in the data being parsed now
+        self._every = min(limits.header_timeout_seconds, limits.body_timeout_seconds)
+        self._max_header_bytes, self._max_headers = limits.max_header_bytes, limits.max_headers
+        self._timer: asyncio.TimerHandle | None = None  # the next look at the clocks (`_check`)
+        self._phase = _IDLE
+        self._fresh_head = False  # the head began in the data being parsed now
+        self._head_began = 0.0  # loop time of the head's first byte (or of the answer before it)
         self._head_bytes = 0  # request target and header lines parsed so far
         self._unparsed = 0  # bytes of later reads that ended inside the head
         self._body_began = 0.0  # loop time the body's clock started (end of the head)
@@ -105,7 +108,8 @@ class HttpProtocol(HttpToolsProtocol):
         self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self.timeout_keep_alive_handler)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
+        if self._timer is not None:
+            self._timer.cancel()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -128,34 +132,42 @@ class HttpProtocol(HttpToolsProtocol):
         except httptools.HttpParserError:
             self._bad_request()
         else:
-            if self._in_head:
+            if self._phase is _HEAD:
                 self._count_unparsed(len(data))
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._unset_keepalive_if_required()
-        self._in_head = self._fresh_head = True
+        self._phase = _HEAD
+        self._fresh_head = True
         self._head_bytes = self._unparsed = 0
-        if not self._answering():  # a pipelined request's clock starts once the one before it is answered
-            self._arm(self.limits.header_timeout_seconds, self._head_timed_out)
+        self._head_began = now = self.loop.time()
+        self._look_by(now + self._every)
 
     def on_url(self, url: bytes) -> None:
         self.url += url
         self._head_bytes += len(url)
-        if self._head_bytes > self.limits.max_header_bytes:
+        if self._head_bytes > self._max_header_bytes:
             raise HeadTooLarge
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        super().on_header(name, value)
+        """uvicorn's (the name lower-cased, the value without trailing whitespace, ``Expect``
+        noted), and counted; inlined, as this runs for every header of every request."""
+        name = name.lower()
+        value = value.rstrip(b" \t")
+        if name == b"expect" and value.lower() == b"100-continue":
+            self.expect_100_continue = True
+        headers = self.headers
+        headers.append((name, value))
         self._head_bytes += len(name) + len(value) + 4  # ": " and CRLF
-        if self._head_bytes > self.limits.max_header_bytes or len(self.headers) > self.limits.max_headers:
+        if self._head_bytes > self._max_header_bytes or len(headers) > self._max_headers:
             raise HeadTooLarge
 
     def on_headers_complete(self) -> None:
-        self._in_head = self._fresh_head = False
+        self._phase = _BODY
+        self._fresh_head = False
         self._body_began = self._body_seen = self.loop.time()
         self._body_bytes = 0
-        self._arm(self.limits.body_timeout_seconds, self._body_check)
         super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
@@ -164,16 +176,14 @@ class HttpProtocol(HttpToolsProtocol):
         super().on_body(body)
 
     def on_message_complete(self) -> None:
-        self._disarm()
+        self._phase = _IDLE
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if self._in_head and not self.transport.is_closing():
-            self._unset_keepalive_if_required()  # the next request has begun: its head's deadline, not idle
-            self._arm(self.limits.header_timeout_seconds, self._head_timed_out)
-        elif self._deadline is not None:
-            self._unset_keepalive_if_required()  # answered before its body was read: the body timeout governs
+        if self._phase is not _IDLE:  # the next head or this body is still coming: their clocks, not idle
+            self._unset_keepalive_if_required()
+            self._head_began = self.loop.time()  # a pipelined head's clock starts once the answer before it is out
 
     def _count_unparsed(self, size: int) -> None:
         """httptools holds a header's value until the next header begins, so a head unfinished after
@@ -189,47 +199,53 @@ class HttpProtocol(HttpToolsProtocol):
     def _answering(self) -> bool:
         return self.cycle is not None and not self.cycle.response_complete
 
-    def _arm(self, delay: float, callback: Callable[[], None]) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-        self._deadline = self.loop.call_later(delay, callback)
+    def _look_by(self, when: float) -> None:
+        """Have ``_check`` run no later than ``when``. One timer per connection, not per request: a
+        pending one that runs sooner is left as it is (it looks, and sleeps again if it is early)."""
+        timer = self._timer
+        if timer is not None:
+            if timer.when() <= when:
+                return
+            timer.cancel()
+        self._timer = self.loop.call_at(when, self._check)
 
-    def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
-
-    def _head_timed_out(self) -> None:
-        self._deadline = None
-        if not self.transport.is_closing():
-            seconds = self.limits.header_timeout_seconds
-            self.logger.debug("Request headers incomplete after %s s; closing the connection.", seconds)
-            message = f"The request headers did not arrive within {seconds:g} s."
-            self._close_with(408, "invalid_request_error", "request_timeout", message)
-
-    def _body_check(self) -> None:
-        """Is the body too slow? Close. Checked lazily: body bytes only note the time and count, and
-        the timer, when it fires, sleeps again until the sooner of the two deadlines."""
-        self._deadline = None
-        if self.transport.is_closing():
-            return
+    def _check(self) -> None:
+        """Is the head late, or the body paused or too slow? Answer or close. Requests only note
+        times and counts; this looks at them, and sleeps again until the next deadline."""
+        self._timer = None
+        if self.transport.is_closing() or self._phase is _IDLE:
+            return  # idle between requests is uvicorn's keep-alive timer's
         now = self.loop.time()
+        due = self._head_due(now) if self._phase is _HEAD else self._body_due(now)
+        if due > now:
+            self._look_by(due)
+        elif self._phase is _HEAD:
+            self._head_timed_out()
+        else:
+            self.logger.debug("Request body paused or too slow; closing the connection.")
+            self.transport.close()
+
+    def _head_due(self, now: float) -> float:
+        if self._answering():  # pipelined: not the client's delay
+            self._head_began = now
+        return self._head_began + self.limits.header_timeout_seconds
+
+    def _body_due(self, now: float) -> float:
+        """The sooner of: the pause deadline, and the rate deadline (``body_timeout_seconds`` plus a
+        second per ``min_body_bytes_per_second`` received)."""
+        limits = self.limits
         if self.flow.read_paused:  # the server is not reading (the app is behind): the client's clocks restart
             self._body_began = self._body_seen = now
             self._body_bytes = 0
-        left = min(self._pause_deadline(), self._rate_deadline()) - now
-        if left > 0:
-            self._deadline = self.loop.call_later(left, self._body_check)
-            return
-        self.logger.debug("Request body paused or too slow; closing the connection.")
-        self.transport.close()
+        paused = self._body_seen + limits.body_timeout_seconds
+        slow = self._body_began + limits.body_timeout_seconds + self._body_bytes / limits.min_body_bytes_per_second
+        return min(paused, slow)
 
-    def _pause_deadline(self) -> float:
-        return self._body_seen + self.limits.body_timeout_seconds
-
-    def _rate_deadline(self) -> float:
-        limits = self.limits
-        return self._body_began + limits.body_timeout_seconds + self._body_bytes / limits.min_body_bytes_per_second
+    def _head_timed_out(self) -> None:
+        seconds = self.limits.header_timeout_seconds
+        self.logger.debug("Request headers incomplete after %s s; closing the connection.", seconds)
+        message = f"The request headers did not arrive within {seconds:g} s."
+        self._close_with(408, "invalid_request_error", "request_timeout", message)
 
     def _refuse_head(self) -> None:
         limits = self.limits
@@ -250,8 +266,7 @@ class HttpProtocol(HttpToolsProtocol):
     def _close_with(self, status: int, kind: str, code: str, message: str) -> None:
         """Answer with an OpenAI-shaped error and close, unless an answer is already going out on
         this connection (pipelining), which this would garble: then only close."""
-        self._disarm()
-        self._in_head = False
+        self._phase = _IDLE
         if self._answering():
             self.transport.close()
             return
@@ -265,7 +280,9 @@ class HttpProtocol(HttpToolsProtocol):
         self._lingering = True
         if self.transport.can_write_eof():
             self.transport.write_eof()
-        self._deadline = self.loop.call_later(LINGER_SECONDS, self.transport.close)
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self.loop.call_later(LINGER_SECONDS, self.transport.close)
 
     def _turn_away(self, transport: asyncio.Transport) -> None:
         self.transport = transport
