@@ -15,11 +15,12 @@ from fastapi import FastAPI
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Match
 from starlette.types import Receive, Scope, Send
 
 from gateway import edge, fastpath
 from gateway.audit import AuditLog
-from gateway.auth import authenticate, is_admin
+from gateway.auth import MAX_KEY_LENGTH, authenticate, hash_key, is_admin, presented_key
 from gateway.call import Caller
 from gateway.classify import load_default_classifier
 from gateway.errors import AuthenticationFailed, GatewayError, MethodNotAllowed, ModelNotFound, RouteNotFound
@@ -30,6 +31,7 @@ from gateway.normalize import normalize
 from gateway.observe import Sink
 from gateway.pipeline import Routing
 from gateway.policy.decide import decide, refusal
+from gateway.policy.policy_set import PolicySet
 from gateway.policy.visible import visible_models
 from gateway.policy_loader import load_policy_dir
 from gateway.providers.registry import Providers
@@ -78,7 +80,7 @@ def create_app(
                 on_ready(app.state.gw)
             yield
 
-    app = GatewayApp(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app = GatewayApp(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False)
     app.add_exception_handler(GatewayError, _gateway_error)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected_error)
@@ -196,9 +198,10 @@ async def _explain(request: Request) -> Response:
     gw = _gw(request)
     edge.request_id(request)
     routing = gw.routing
-    raw = await edge.read_body(request, routing.policy.limits.max_body_bytes)
-    tenant, _ = authenticate(routing.policy, request.headers)
-    req = normalize("chat", raw, request.headers)
+    headers = edge.header_dict(request)
+    raw = await edge.read_body(request, routing.policy.limits.max_body_bytes, headers)
+    tenant, _ = authenticate(routing.policy, headers)
+    req = normalize("chat", raw, headers)
     decision = decide(routing.policy, tenant, req, routing.classifier, await routing.gate.unhealthy(routing.policy))
     error = refusal(decision)
     return JSONResponse(
@@ -226,20 +229,40 @@ async def _healthz(request: Request) -> Response:
 
 
 async def _readyz(request: Request) -> Response:
+    """Ready or not, with counts of deployments by state; each deployment's state (and why one is
+    unavailable, which names credential variables) only for an admin key."""
     gw: Gateway | None = getattr(request.app.state, "gw", None)
     if gw is None:
         return JSONResponse({"status": "starting"}, status_code=503)
     policy = gw.routing.policy
     tripped = await gw.routing.gate.unhealthy(policy)
-    deployments = {
-        d.id: d.unavailable or ("circuit breaker not closed" if d.id in tripped else "ok")
+    states = {
+        d.id: ("unavailable" if d.unavailable else "breaker_open" if d.id in tripped else "ok")
         for d in policy.deployments.values()
     }
-    return JSONResponse({"status": "ready", "policy_revision": policy.revision, "deployments": deployments})
+    ready: dict[str, object] = {"status": "ready", "policy_revision": policy.revision}
+    ready["deployment_counts"] = {state: list(states.values()).count(state) for state in sorted(set(states.values()))}
+    if is_admin(policy, request.headers):
+        ready["deployments"] = {
+            d.id: d.unavailable or ("circuit breaker not closed" if states[d.id] == "breaker_open" else "ok")
+            for d in policy.deployments.values()
+        }
+    return JSONResponse(ready)
+
+
+def _may_read_metrics(policy: PolicySet, headers: Mapping[str, str]) -> bool:
+    """Open unless the policy names metrics keys (admin.metrics_keys); then one of them or an admin key."""
+    if not policy.metrics_key_hashes or is_admin(policy, headers):
+        return True
+    key = presented_key(headers)
+    return key is not None and len(key) <= MAX_KEY_LENGTH and hash_key(key) in policy.metrics_key_hashes
 
 
 async def _metrics(request: Request) -> Response:
     gw = _gw(request)
+    edge.request_id(request)
+    if not _may_read_metrics(gw.routing.policy, request.headers):
+        raise AuthenticationFailed("The metrics need a metrics key (the policy's admin.metrics_keys) or an admin key.")
     gw.metrics.breakers(await gw.routing.gate.statuses(gw.routing.policy))
     gw.metrics.budgets(await gw.routing.guards.budget_usage(gw.routing.policy))
     return Response(gw.metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
@@ -258,11 +281,27 @@ async def _gateway_error(request: Request, exc: GatewayError) -> Response:
 
 async def _http_error(request: Request, exc: HTTPException) -> Response:
     error: GatewayError
+    if exc.status_code == 404 and (location := _without_slash(request)) is not None:
+        return Response(status_code=307, headers={"location": location})
     if exc.status_code == 405:
         error = MethodNotAllowed(f"Method {request.method} is not allowed on {request.url.path}.")
     else:
         error = RouteNotFound(f"Unknown path {request.url.path}.")
     return edge.error_response(error, _rid(request))
+
+
+def _without_slash(request: Request) -> str | None:
+    """The relative location of the same path without its trailing slash, if that is a route. Starlette's
+    own redirect builds an absolute URL from the Host header, which the client controls."""
+    path = request.url.path
+    if not path.endswith("/") or path == "/":
+        return None
+    stripped = path.rstrip("/")
+    scope = {**request.scope, "path": stripped}
+    if not any(route.matches(scope)[0] != Match.NONE for route in request.app.router.routes):
+        return None
+    query = request.url.query
+    return stripped + (f"?{query}" if query else "")
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:

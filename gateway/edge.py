@@ -21,10 +21,19 @@ from gateway.policy.policy_set import Deployment
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
+_JOINED = b"x-gateway-data-class"  # repeated, every value counts (the most sensitive class wins)
+
+
 def header_dict(request: Request) -> dict[str, str]:
-    """The request's headers as a plain dict (names lower-case, the first of repeated ones): the hot
-    endpoints look up about six, and each ``request.headers.get`` scans the raw list."""
-    return {k.decode("latin-1"): v.decode("latin-1") for k, v in reversed(request.scope["headers"])}
+    """The request's headers as a plain dict (names lower-case, the first of repeated ones, except that a
+    repeated ``x-gateway-data-class`` keeps all its values, comma-joined): the hot endpoints look up about
+    six, and each ``request.headers.get`` scans the raw list."""
+    raw = request.scope["headers"]
+    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in reversed(raw)}
+    if "x-gateway-data-class" in headers:
+        values = [v.decode("latin-1") for k, v in raw if k == _JOINED]
+        headers["x-gateway-data-class"] = ", ".join(values)
+    return headers
 
 
 def request_id(request: Request, headers: Mapping[str, str] | None = None) -> str:

@@ -161,6 +161,13 @@ def _compile(merged: PolicyFile, directory: Path, revision: str, env: Mapping[st
         if spec.api_key_env and not env.get(spec.api_key_env):
             unavailable = f"credentials missing: environment variable {spec.api_key_env} is not set"
             warnings.append(f"deployments.{dep_id}: {unavailable}")
+        deadline = (merged.limits or Limits()).request_deadline_seconds
+        if spec.timeout_seconds >= deadline:
+            warnings.append(
+                f"deployments.{dep_id}.timeout_seconds: {spec.timeout_seconds:g} is not below "
+                f"limits.request_deadline_seconds ({deadline:g}); when {dep_id} hangs and has fallbacks, it is given "
+                "up after three quarters of the deadline (at most 30 s kept back) so that they still get a try"
+            )
         deployments[dep_id] = Deployment(dep_id, spec, spec.model, model, price, unavailable)
     by_model: dict[str, list[str]] = {}
     for dep in deployments.values():
@@ -186,6 +193,7 @@ def _compile(merged: PolicyFile, directory: Path, revision: str, env: Mapping[st
         state=merged.state or StateSpec(),
         key_limits={k.sha256: k.limits for t in merged.tenants.values() for k in t.keys if k.limits is not None},
         admin_key_hashes=frozenset(k.sha256 for k in merged.admin.keys) if merged.admin else frozenset(),
+        metrics_key_hashes=frozenset(k.sha256 for k in merged.admin.metrics_keys) if merged.admin else frozenset(),
         warnings=tuple(warnings),
     )
 

@@ -89,9 +89,10 @@ def test_other_methods_and_paths_still_go_through_the_router(gateway: str) -> No
     wrong_method = httpx.get(gateway + "/v1/chat/completions")
     assert wrong_method.status_code == 405
     assert wrong_method.json()["error"]["code"] == "method_not_allowed"
-    slash = httpx.post(gateway + "/v1/chat/completions/", json=BODY)
+    slash = httpx.post(gateway + "/v1/chat/completions/?x=1", json=BODY, headers={"host": "evil.example"})
     assert slash.status_code == 307, "the router, not the fast path, answers a path with a trailing slash"
-    assert slash.headers["location"] == gateway + "/v1/chat/completions"
+    assert slash.headers["location"] == "/v1/chat/completions?x=1", "relative: the Host header is the client's"
+    assert httpx.post(gateway + "/v1/nothing/", json=BODY).status_code == 404
 
 
 def test_header_lookups_see_the_first_of_repeated_headers() -> None:

@@ -202,8 +202,9 @@ def test_health_readiness_and_metrics(example_gateway: str, client: openai.OpenA
     client.chat.completions.create(model="auto", messages=HI)
     assert httpx.get(example_gateway + "/healthz").json() == {"status": "ok"}
     ready = httpx.get(example_gateway + "/readyz").json()
-    assert ready["status"] == "ready" and ready["deployments"]["qwen3-32b-vllm"] == "ok"
-    assert "GEMINI_API_KEY" in ready["deployments"]["gemini-2.5-pro-google"]
+    assert ready["status"] == "ready" and ready["deployment_counts"]["ok"] >= 1
+    assert ready["deployment_counts"]["unavailable"] >= 1, "gemini: GEMINI_API_KEY is not set"
+    assert "deployments" not in ready, "details only for an admin key (tests/test_operator_endpoints.py)"
     metrics = httpx.get(example_gateway + "/metrics").text
     assert (
         'gateway_requests_total{deployment="qwen3-32b-vllm",endpoint="chat",jurisdiction="US",model="qwen3-32b",'

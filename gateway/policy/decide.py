@@ -146,16 +146,22 @@ def decide(
 
 
 def effective_data_class(policy: PolicySet, tenant_id: str, tenant: TenantSpec, asked: str | None) -> str:
-    """The request's class, never lower than the tenant's default."""
+    """The request's class: the most sensitive of the tenant's default and every class the header names.
+
+    The header may be repeated or hold a comma-separated list (a proxy that appends ``confidential`` to
+    what the client sent): the most sensitive wins, so a client can raise its class, never lower it."""
     data_class = tenant.default_data_class
-    if asked is not None:
-        if asked not in policy.data_classes:
+    for named in (asked or "").split(","):
+        named = named.strip()
+        if not named:
+            continue
+        if named not in policy.data_classes:
             raise InvalidRequest(
-                f"Unknown data class {asked!r} in x-gateway-data-class; known: {', '.join(policy.data_classes)}.",
+                f"Unknown data class {named!r} in x-gateway-data-class; known: {', '.join(policy.data_classes)}.",
                 param="x-gateway-data-class",
             )
-        if policy.data_class_rank[asked] > policy.data_class_rank[data_class]:
-            data_class = asked
+        if policy.data_class_rank[named] > policy.data_class_rank[data_class]:
+            data_class = named
     allowed = tenant.allow_data_classes
     if allowed is not None and data_class not in allowed:
         raise PolicyDenied(

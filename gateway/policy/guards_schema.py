@@ -80,3 +80,6 @@ class AdminKey(_Strict):
 
 class AdminSpec(_Strict):
     keys: tuple[AdminKey, ...] = Field(min_length=1)
+    # Keys that may read /metrics (e.g. Prometheus' bearer token). When any is set, /metrics needs one
+    # of them or an admin key; without any, /metrics stays open for scrapers inside the cluster.
+    metrics_keys: tuple[AdminKey, ...] = ()

@@ -53,6 +53,7 @@ class PolicySet:
     state: StateSpec = field(default_factory=StateSpec)
     key_limits: Mapping[str, RateLimits] = field(default_factory=dict)  # key hash -> that key's own limits
     admin_key_hashes: frozenset[str] = frozenset()
+    metrics_key_hashes: frozenset[str] = frozenset()  # when set, /metrics needs one of these or an admin key
     warnings: tuple[str, ...] = ()
     # Filled on first use by decide(): the tenant and data-class rules read nothing of a request, so
     # their verdicts are worked out once per (tenant, data class) for this revision, not per request.
