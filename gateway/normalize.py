@@ -123,12 +123,28 @@ def _chat_text(messages: Any) -> tuple[list[str], str, int, bool]:
                 f"messages[{index}].role must be one of {sorted(ROLES)}, got {shown(role)}.",
                 param=f"messages[{index}].role",
             )
+        _tool_calls(message.get("tool_calls"), f"messages[{index}].tool_calls")
         text, has_image = _content_text(message.get("content"), f"messages[{index}].content")
         vision = vision or has_image
         texts.append(text)
         if role == "user":
             last_user, turns = text, turns + 1
     return texts, last_user, turns, vision
+
+
+def _tool_calls(calls: Any, param: str) -> None:
+    """An assistant turn's tool calls: an array of objects whose function has a string name and arguments."""
+    if calls is None:
+        return
+    if not isinstance(calls, list):
+        raise InvalidRequest(f"'{param}' must be an array.", param=param)
+    for index, call in enumerate(calls):
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict) or not all(isinstance(function.get(k), str) for k in ("name", "arguments")):
+            where = f"{param}[{index}]"
+            raise InvalidRequest(
+                f"'{where}' must be an object whose 'function' has a string 'name' and 'arguments'.", param=where
+            )
 
 
 def _content_text(content: Any, param: str) -> tuple[str, bool]:
@@ -162,12 +178,36 @@ def _count_tokens(prompt: list[Any]) -> int:
 
 
 def _needs_tools(body: Mapping[str, Any]) -> bool:
-    tools = body.get("tools") or body.get("functions")
+    offered = [_functions(body.get(name), name) for name in ("tools", "functions")]
+    choice = body.get("tool_choice")
+    if choice is not None and not isinstance(choice, str | dict):
+        raise InvalidRequest("'tool_choice' must be a string or an object.", param="tool_choice")
+    return any(offered) and choice != "none"
+
+
+def _functions(tools: Any, param: str) -> bool:
+    """Whether ``tools`` (or the older ``functions``) offers any. The function of each must be an object
+    with a string ``name`` and, if any, object ``parameters``: upstreams and litellm trip over others."""
     if tools is None:
         return False
     if not isinstance(tools, list):
-        raise InvalidRequest("'tools' must be an array.", param="tools")
-    return bool(tools) and body.get("tool_choice") != "none"
+        raise InvalidRequest(f"'{param}' must be an array.", param=param)
+    for index, tool in enumerate(tools):
+        where = f"{param}[{index}]"
+        if not isinstance(tool, dict):
+            raise InvalidRequest(f"'{where}' must be an object.", param=where)
+        if param == "functions":
+            _function(tool, where)
+        elif "function" in tool:
+            _function(tool["function"], f"{where}.function")
+    return bool(tools)
+
+
+def _function(function: Any, param: str) -> None:
+    if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+        raise InvalidRequest(f"'{param}' must be an object with a string 'name'.", param=param)
+    if function.get("parameters") is not None and not isinstance(function["parameters"], dict):
+        raise InvalidRequest(f"'{param}.parameters' must be a JSON Schema object.", param=f"{param}.parameters")
 
 
 def _needs_json(body: Mapping[str, Any]) -> bool:
