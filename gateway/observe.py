@@ -212,6 +212,7 @@ async def observed(
     A stream the client leaves (the generator is closed, or its task cancelled) or the upstream breaks is
     recorded with estimated usage (:class:`Usage`), never with none."""
     status, code = 200, None
+    failure: UpstreamError | None = None  # what broke the stream, for the deployment's breaker
     ending: UsageEstimate | None = None
     waited = 0.0
     chunk: Json | None = outcome.first
@@ -226,7 +227,7 @@ async def observed(
             chunk = await anext(outcome.rest, None)
             waited += time.perf_counter() - before
     except UpstreamError as exc:
-        status, code, ending = exc.status, exc.code, "upstream_failed"
+        status, code, ending, failure = exc.status, exc.code, "upstream_failed", exc
         tail = encoder.error(exc)
     except (GeneratorExit, asyncio.CancelledError):
         ending = "client_cancelled"
@@ -237,6 +238,6 @@ async def observed(
         aclose = getattr(outcome.rest, "aclose", None)
         if aclose is not None:
             await aclose()
-        await outcome.release()
+        await outcome.release(failure)
         await after(obs.finish(status, code, waited, ending))
     yield tail
