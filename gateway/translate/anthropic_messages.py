@@ -161,7 +161,9 @@ def _messages(messages: Any) -> list[Json]:
         elif role == "system":
             out += _system(content, f"{param}.content", required=True)
         else:
-            raise InvalidRequest(f"'{param}.role' must be 'user' or 'assistant', got {role!r}.", param=f"{param}.role")
+            raise InvalidRequest(
+                f"'{param}.role' must be 'user' or 'assistant', got {_shown(role)}.", param=f"{param}.role"
+            )
     return out
 
 
@@ -177,7 +179,7 @@ def _blocks(content: Any, param: str, allowed: set[str]) -> list[tuple[str, Json
         if block["type"] not in allowed:
             kinds = ", ".join(sorted(allowed - _THINKING_BLOCKS))
             raise InvalidRequest(
-                f"'{where}.type' {block['type']!r} is not supported here; the gateway takes {kinds}.",
+                f"'{where}.type' {_shown(block['type'])} is not supported here; the gateway takes {kinds}.",
                 param=f"{where}.type",
             )
         out.append((where, block))
@@ -233,15 +235,15 @@ def _image(block: Json, where: str) -> Json:
         url = _string(source, "url", param)
     elif source.get("type") == "base64":
         media_type = source.get("media_type")
-        if media_type not in IMAGE_MEDIA_TYPES:
+        if not isinstance(media_type, str) or media_type not in IMAGE_MEDIA_TYPES:
             allowed = ", ".join(sorted(IMAGE_MEDIA_TYPES))
             raise InvalidRequest(
-                f"'{param}.media_type' must be one of {allowed}, got {media_type!r}.", param=f"{param}.media_type"
+                f"'{param}.media_type' must be one of {allowed}, got {_shown(media_type)}.", param=f"{param}.media_type"
             )
         url = f"data:{media_type};base64,{_string(source, 'data', param)}"
     else:
         raise InvalidRequest(
-            f"'{param}.type' must be 'base64' or 'url', got {source.get('type')!r}.", param=f"{param}.type"
+            f"'{param}.type' must be 'base64' or 'url', got {_shown(source.get('type'))}.", param=f"{param}.type"
         )
     return {"type": "image_url", "image_url": {"url": url}}
 
@@ -281,7 +283,7 @@ def _function(tool: Any, where: str) -> Json:
         raise InvalidRequest(f"'{where}' must be an object.", param=where)
     if tool.get("type") not in (None, "custom"):
         raise InvalidRequest(
-            f"'{where}.type' {tool['type']!r} is a server tool, which the gateway cannot run; "
+            f"'{where}.type' {_shown(tool['type'])} is a server tool, which the gateway cannot run; "
             "only custom tools (name, description, input_schema) are supported.",
             param=f"{where}.type",
         )
@@ -312,11 +314,17 @@ def _tool_choice(choice: Any, names: list[str]) -> Json:
         name = choice.get("name")
         if name not in names:
             raise InvalidRequest(
-                f"'tool_choice.name' must be one of the tools {names}, got {name!r}.", param="tool_choice.name"
+                f"'tool_choice.name' must be one of the tools {names}, got {_shown(name)}.", param="tool_choice.name"
             )
         picked = {"type": "function", "function": {"name": name}}
     parallel = {"parallel_tool_calls": False} if choice.get("disable_parallel_tool_use") is True else {}
     return {"tool_choice": picked} | parallel
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    """A client's value as an error message quotes it: its repr, cut short, since it may be megabytes."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 # ---- response: OpenAI -> Anthropic ---------------------------------------------------------------

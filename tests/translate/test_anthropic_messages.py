@@ -277,6 +277,10 @@ INVALID: list[tuple[dict[str, Any], str]] = [
         {"messages": [user([{"type": "image", "source": {"type": "base64", "media_type": "image/png"}}])]},
         "messages[0].content[0].source.data",
     ),
+    (
+        {"messages": [user([{"type": "image", "source": {"type": "base64", "media_type": {}, "data": "x"}}])]},
+        "messages[0].content[0].source.media_type",
+    ),
     ({"messages": [user([{"type": "image", "source": {"type": "url"}}])]}, "messages[0].content[0].source.url"),
     ({"messages": [user([{"type": "tool_result", "content": "x"}])]}, "messages[0].content[0].tool_use_id"),
     (
@@ -328,6 +332,33 @@ def test_invalid_requests_name_the_field(fields: dict[str, Any], param: str) -> 
         to_openai(request() | fields)
     assert caught.value.param == param
     assert f"'{param}" in caught.value.message
+
+
+# Values of every JSON type, including the unhashable ones a set or dict lookup trips over.
+WRONG_TYPES: list[Any] = [None, True, 0, -1, 1.5, "", "x", [], [None], [[]], [{}], {}, {"type": None}, {"type": {}}]
+
+
+def paths(value: Any, at: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """The path of every value inside ``value``'s objects and arrays."""
+    children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    return [path for key, child in children for path in [(*at, key), *paths(child, (*at, key))]]
+
+
+@pytest.mark.parametrize("path", paths(CONVERSATION), ids=lambda path: ".".join(map(str, path)))
+def test_a_wrong_type_at_any_field_is_refused_naming_a_field_or_translated(path: tuple[Any, ...]) -> None:
+    """Never a TypeError, KeyError or AttributeError (a 500 at the edge); a translation must serialize."""
+    for wrong in WRONG_TYPES:
+        body = copy.deepcopy(CONVERSATION)
+        parent = body
+        for key in path[:-1]:
+            parent = parent[key]
+        parent[path[-1]] = wrong
+        try:
+            out = to_openai(body)
+        except errors.InvalidRequest as exc:
+            assert exc.param and exc.param.split("[")[0].split(".")[0] in body, (wrong, exc.param)
+            continue
+        orjson.dumps(out)
 
 
 # ---- responses -----------------------------------------------------------------------------------
