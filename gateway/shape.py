@@ -10,6 +10,7 @@ from gateway.request import ChatRequest
 CHUNK_FIELDS = frozenset(
     {"id", "object", "created", "model", "system_fingerprint", "service_tier", "choices", "usage", "obfuscation"}
 )  # the fields of OpenAI's chat.completion.chunk and text_completion; anything else is the upstream's own
+TEXT_FIELDS = frozenset({"content", "reasoning_content", "reasoning", "refusal"})  # generated text in a delta
 
 
 def upstream_body(request: ChatRequest, upstream_model: str) -> Json:
@@ -53,7 +54,10 @@ def extras(body: Json) -> Json:
 
 def finished(body: Json) -> bool:
     """Whether a (fixed) chunk ends one of its choices: it carries a finish_reason."""
-    return any(choice.get("finish_reason") for choice in body.get("choices") or () if isinstance(choice, dict))
+    for choice in body.get("choices") or ():  # noqa: SIM110 - any() over a generator costs twice this per chunk
+        if type(choice) is dict and choice.get("finish_reason"):
+            return True
+    return False
 
 
 def usage_of(body: Json) -> tuple[int, int] | None:
@@ -93,33 +97,44 @@ def _first(usage: Json, *names: str) -> int:
 
 def output_chars(body: Json) -> int:
     """Characters the upstream generated in an answer or a stream chunk (every choice): content, reasoning
-    and tool-call arguments, or a completion's text. Used to estimate output tokens when no usage comes."""
+    and tool-call arguments, or a completion's text. Used to estimate output tokens when no usage comes.
+
+    This runs on every stream chunk: the usual one (one choice, a delta of content only) takes a few
+    lookups; anything else walks each choice's few items once."""
     choices = body.get("choices")
-    if not isinstance(choices, list):
+    if type(choices) is not list:
         return 0
+    if len(choices) == 1 and type(choice := choices[0]) is dict:
+        delta = choice.get("delta")
+        if type(delta) is dict and len(delta) == 1 and type(content := delta.get("content")) is str:
+            return len(content)
+    return _choice_chars(choices)
+
+
+def _choice_chars(choices: list[Any]) -> int:
     chars = 0
     for choice in choices:
-        if not isinstance(choice, dict):
+        if type(choice) is not dict:
             continue
         part = choice.get("delta") or choice.get("message")
-        if isinstance(part, dict):
-            chars += _part_chars(part)
-        elif isinstance(text := choice.get("text"), str):
-            chars += len(text)
+        if type(part) is not dict:
+            text = choice.get("text")
+            chars += len(text) if type(text) is str else 0
+            continue
+        for name, value in part.items():
+            if type(value) is str:
+                chars += len(value) if name in TEXT_FIELDS else 0
+            elif name == "tool_calls" and type(value) is list:
+                chars += _argument_chars(value)
     return chars
 
 
-def _part_chars(part: Json) -> int:
+def _argument_chars(calls: list[Any]) -> int:
     chars = 0
-    for name in ("content", "reasoning_content", "reasoning", "refusal"):
-        if isinstance(text := part.get(name), str):
-            chars += len(text)
-    calls = part.get("tool_calls")
-    if isinstance(calls, list):
-        for call in calls:
-            function = call.get("function") if isinstance(call, dict) else None
-            arguments = function.get("arguments") if isinstance(function, dict) else None
-            chars += len(arguments) if isinstance(arguments, str) else 0
+    for call in calls:
+        function = call.get("function") if type(call) is dict else None
+        arguments = function.get("arguments") if type(function) is dict else None
+        chars += len(arguments) if type(arguments) is str else 0
     return chars
 
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import openai
 import pytest
 
 from gateway.app import create_app
-from gateway.audit import AuditLog, _pieces
+from gateway.audit import AuditLog, _pieces, audit_entry
 from gateway.record import RequestRecord
 from gateway.settings import Settings
 from gateway.standin.control import Fault
@@ -69,6 +70,7 @@ def test_one_line_per_decision_with_candidates_and_costs(audited: tuple[str, Pat
     rules = {c["deployment"]: c["rules"] for c in ok["candidates"]}
     assert rules["cn-open-a"] == ["tenant.deny_origins"] and rules["us-open-a"] == []
     assert ok["input_tokens"] > 0 and 0 < ok["cost_usd"] < ok["counterfactual_cost_usd"]
+    assert ok["usage_estimated"] is None, "the upstream's own counts"
     assert ok["policy_revision"] and ok["request_id"].startswith("req_") and isinstance(ok["complexity_score"], float)
     assert denied["status"] == 403 and denied["error_code"] == "policy_denied" and denied["deployment"] is None
     assert SECRET_PROMPT not in path.read_text()
@@ -150,6 +152,11 @@ def _record(i: int) -> RequestRecord:
         cost_usd=0.0, counterfactual_cost_usd=0.0, seconds=0.1, overhead_seconds=0.0, ttft_seconds=None,
         denied_rules=(), policy_revision="r",
     )  # fmt: skip
+
+
+def test_an_estimated_usage_says_why() -> None:
+    assert audit_entry(_record(1))["usage_estimated"] is None
+    assert audit_entry(replace(_record(1), usage_estimated="client_cancelled"))["usage_estimated"] == "client_cancelled"
 
 
 def test_a_record_that_finds_the_batch_half_the_interval_old_writes_it(tmp_path: Path) -> None:
