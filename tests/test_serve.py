@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+import pickle
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
 
+from gateway.http_protocol import EdgeLimits
+from gateway.serve import server_options
+from gateway.settings import Settings
 from gateway.standin.control import Fault
 from tests.conftest import OPENAI_KEY, Upstreams
 from tests.factories import deployment, small_policy
-from tests.processes import serve
+from tests.processes import run_cli, serve
 
 SECRET_PROMPT = "patient-record-9931-do-not-log"
 HI = {"model": "auto", "messages": [{"role": "user", "content": SECRET_PROMPT}]}
@@ -79,6 +83,26 @@ def test_workers_share_one_metrics_view(tmp_path: Path, upstreams: Upstreams) ->
             )
     assert totals == {20.0}
     assert len({p.name.split("_")[-1] for p in (tmp_path / "metrics").glob("counter_*.db")}) == 2, "two processes wrote"
+
+
+def test_worker_processes_keep_the_edge_limits(tmp_path: Path, upstreams: Upstreams) -> None:
+    """uvicorn spawns ``--workers`` processes and unpickles the protocol there: the limits go along."""
+    limits = pickle.loads(pickle.dumps(server_options(Settings(max_headers=5))))["http"].keywords["limits"]
+    assert limits == EdgeLimits(max_headers=5)
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
+    (tmp_path / "metrics").mkdir()
+    policy = small_policy(tmp_path / "p", upstreams.v1())
+    with serve(policy, env, "--workers", "2", "--audit-log", "off", "--max-headers", "5") as served:
+        extra = {f"x-h{i}": "v" for i in range(6)}
+        for _ in range(4):  # new connections, so both workers answer some
+            answer = httpx.get(served.url + "/readyz", headers=extra)
+            assert answer.status_code == 431
+            assert answer.json()["error"]["code"] == "request_header_fields_too_large"
+
+
+def test_edge_limits_must_be_positive() -> None:
+    result = run_cli("serve", "--max-connections", "0")
+    assert result.returncode == 2 and "--max-connections must be greater than 0" in result.stderr
 
 
 def test_the_served_process_keeps_start_up_objects_out_of_the_cyclic_collector() -> None:
