@@ -88,7 +88,10 @@ class Caller:
     ) -> Completed:
         async def once(dep: Deployment, target: Target) -> Json:
             body = shape.upstream_body(request, target.upstream_model)
-            return await self.providers(dep.spec.provider).complete(request.endpoint, target, body)
+            answer = await self.providers(dep.spec.provider).complete(request.endpoint, target, body)
+            if (problem := malformed_usage(answer.get("usage"))) is not None:
+                raise UpstreamBadResponse(f"deployment {dep.id!r} answered with malformed usage ({problem})")
+            return answer
 
         dep, body, attempts, entry = await self._first_success(policy, decision, deadline_seconds, once, True)
         await self.gate.leave(entry)
@@ -211,6 +214,21 @@ class Caller:
             api_key=self.env.get(spec.api_key_env) if spec.api_key_env else None,
             timeout_seconds=max(min(spec.timeout_seconds, remaining), 0.001),
         )
+
+
+def malformed_usage(usage: object) -> str | None:
+    """What is wrong with a whole answer's ``usage`` (a count that is not a non-negative integer), or None.
+
+    Such an answer is a bad answer (502, retried, falls back): usage is what the tenant is billed by.
+    A stream's usage cannot be refused after its first byte; it is estimated instead (:mod:`gateway.observe`)."""
+    if usage is None:
+        return None
+    if not isinstance(usage, dict):
+        return f"usage is {type(usage).__name__}, not an object"
+    for name, value in usage.items():
+        if name.endswith("_tokens") and value is not None and (type(value) is not int or value < 0):
+            return f"usage.{name} is {str(value)[:40]!r}"
+    return None
 
 
 def _leave_room(deadline: float) -> float:

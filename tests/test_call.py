@@ -172,3 +172,21 @@ async def test_an_attempt_with_a_fallback_after_it_leaves_room_for_the_fallback(
     first, second = provider.targets
     assert first.timeout_seconds == pytest.approx(1.5, abs=0.05), "a quarter of the deadline kept back"
     assert second.timeout_seconds <= 0.5
+
+
+@pytest.mark.anyio
+async def test_an_answer_with_malformed_usage_is_a_bad_answer_that_falls_back(tmp_path: Path) -> None:
+    loaded, store = policy(tmp_path, max_retries=0), MemoryStore()
+
+    def usage_as_text(target: Target) -> Json:
+        if target.deployment == "us-open-a":
+            return ANSWER | {"usage": {"prompt_tokens": "12", "completion_tokens": 3, "total_tokens": 15}}
+        return ANSWER | {"usage": {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15}}
+
+    completed = await caller_for(FakeProvider(usage_as_text), store).complete(
+        loaded, named(loaded), chat(model="us-open"), 10
+    )
+    assert completed.deployment.id == "us-open-b"
+    assert completed.attempts[0].code == "upstream_bad_response" and "usage.prompt_tokens" in str(
+        completed.attempts[0].error
+    )
