@@ -221,3 +221,31 @@ def _sse(url: str, body: dict[str, Any]) -> list[dict[str, Any]]:
         lines = [line[6:] for line in r.iter_lines() if line.startswith("data: ")]
     assert lines[-1] == "[DONE]"
     return [json.loads(line) for line in lines[:-1]]
+
+
+# ---- issue #18: bad input is a 400 naming the field, never a 500 (more in tests/test_fuzz.py) -----
+
+
+@pytest.mark.parametrize("role", [{}, [], ["user"]])
+def test_a_role_that_is_not_a_string_is_a_400_naming_it(client: openai.OpenAI, role: Any) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model="auto", messages=[{"role": role, "content": "hi"}])
+    validate("ErrorResponse", info.value.response.json())
+    assert info.value.param == "messages[0].role"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("endpoint", ["chat", "completions", "embeddings"])
+def test_a_body_nested_300_deep_is_a_400_naming_the_limit(client: openai.OpenAI, endpoint: str) -> None:
+    """orjson reads 1,024 levels but writes 254: the body failed when sent on to the upstream, a 500."""
+    deep: Any = []
+    for _ in range(299):
+        deep = [deep]
+    with pytest.raises(openai.BadRequestError) as info:
+        if endpoint == "chat":
+            client.chat.completions.create(model="auto", messages=HI, extra_body={"extra": deep})
+        elif endpoint == "completions":
+            client.completions.create(model="auto", prompt="Say hi", extra_body={"extra": deep})
+        else:
+            client.embeddings.create(model="qwen3-embedding-8b", input="hello", extra_body={"extra": deep})
+    validate("ErrorResponse", info.value.response.json())
+    assert "more than 128 levels deep" in info.value.message
