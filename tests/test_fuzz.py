@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import gateway
@@ -384,12 +384,18 @@ class Case:
 LITELLM_PART_TYPES = frozenset({"text", "image_url", "input_audio", "file"})
 
 
-def litellm_misreads(body: dict[str, Any]) -> bool:
-    """A content part of a type litellm does not know, for the deployment litellm serves: a 503, not a 400.
+def litellm_misreads(surface: Surface, case: Case) -> bool:
+    """A chat content part of a type litellm does not know, for the deployment litellm serves: a 503, not a 400.
 
     Kept out of the generated cases; see test_an_unknown_content_part_type_for_litellm_is_a_400 below."""
+    try:
+        body = orjson.loads(case.raw)
+    except orjson.JSONDecodeError:
+        return False
+    if surface.path != ENDPOINTS["chat"] or not isinstance(body, dict) or body.get("model") != "claude-sonnet-4":
+        return False
     messages = body.get("messages")
-    if body.get("model") != "claude-sonnet-4" or not isinstance(messages, list):
+    if not isinstance(messages, list):
         return False
     parts = [p for m in messages if isinstance(m, dict) and isinstance(m.get("content"), list) for p in m["content"]]
     return any(
@@ -403,7 +409,6 @@ def mutated(draw: st.DrawFn, surface: Surface) -> Case:
     changes = draw(st.lists(st.tuples(st.sampled_from(surface.fields), VALUES), max_size=2))
     for path, value in changes:
         put(body, path, fresh(value))
-    assume(not (surface.path == ENDPOINTS["chat"] and litellm_misreads(body)))
     return Case(orjson.dumps(body), draw(st.sampled_from(CONTENT_TYPES)), valid=not changes)
 
 
@@ -444,7 +449,8 @@ def garbled(draw: st.DrawFn, surface: Surface) -> Case:
 
 
 def cases(surface: Surface) -> st.SearchStrategy[Case]:
-    return st.one_of(mutated(surface), mutated(surface), mutated(surface), garbled(surface))
+    drawn = st.one_of(mutated(surface), mutated(surface), mutated(surface), garbled(surface))
+    return drawn.filter(lambda case: not litellm_misreads(surface, case))
 
 
 # ---- sending and judging ------------------------------------------------------------------------
