@@ -67,7 +67,9 @@ _USAGE_DETAILS: Final = {
 }
 _CREDENTIALS_REFUSED: Final = (401, 403)
 # Functions of litellm that map an OpenAI request to a provider's, and that read an answer.
-_REQUEST_SIDE: Final = frozenset({"get_optional_params", "map_openai_params", "transform_request"})
+_REQUEST_SIDE: Final = frozenset(
+    {"get_optional_params", "map_openai_params", "transform_request", "validate_and_fix_openai_messages"}
+)
 _RESPONSE_SIDE: Final = frozenset({"transform_response", "convert_to_model_response_object", "chunk_parser"})
 log = logging.getLogger("gateway.upstream")
 
