@@ -189,6 +189,7 @@ class Caller:
                 pause = max(backoff(number, self.backoff_seconds), exc.retry_after or 0.0)
                 if (
                     not isinstance(exc, RETRYABLE)
+                    or not exc.retry_same
                     or number == tries
                     or entry.probe  # a failed probe re-opened the breaker
                     or pause > RETRY_AFTER_WAIT_SECONDS

@@ -124,7 +124,8 @@ class UpstreamError(GatewayError):
     status = 502
     type = "server_error"
     code = "upstream_error"
-    retryable = True
+    retryable = True  # may be retried and may fall back
+    retry_same = True  # ... and may be retried on the same deployment (False: only fall back)
 
 
 class UpstreamRateLimited(UpstreamError):

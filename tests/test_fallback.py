@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -90,6 +91,20 @@ def test_upstream_rate_limit_after_retries_is_429(gateway: str, client: openai.O
         client.chat.completions.create(model="auto", messages=HI)  # type: ignore[arg-type]
     validate("ErrorResponse", info.value.response.json())
     assert info.value.code == "rate_limit_exceeded"
+
+
+def test_an_upstream_retry_after_is_honoured_and_reaches_the_client(
+    gateway: str, client: openai.OpenAI, upstreams: Upstreams
+) -> None:
+    upstreams.controls["a"].inject(Fault(status=429, retry_after=3600, times=10))
+    upstreams.controls["b"].inject(Fault(status=429, retry_after=120, times=10))
+    started = time.monotonic()
+    with pytest.raises(openai.RateLimitError) as info:
+        client.chat.completions.create(model="auto", messages=HI)  # type: ignore[arg-type]
+    assert time.monotonic() - started < 1.0
+    assert upstreams.controls["a"].models() == ["us-open"], "not retried within the upstream's hour"
+    assert upstreams.controls["b"].models() == ["us-open"]
+    assert info.value.response.headers["retry-after"] == "120", "the shortest wait an upstream asked for"
 
 
 def test_upstream_rejecting_the_request_is_400_without_fallback(

@@ -109,9 +109,11 @@ def gateway(
 def test_a_prompt_over_the_context_is_400_context_length_exceeded_with_the_numbers(
     gateway: str, llama: tuple[LlamaCppLike, str], upstreams: Upstreams
 ) -> None:
-    with openai.OpenAI(base_url=gateway + "/v1", api_key="open-key", max_retries=0) as client:
-        with pytest.raises(openai.BadRequestError) as info:
-            client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": LONG}])
+    with (
+        openai.OpenAI(base_url=gateway + "/v1", api_key="open-key", max_retries=0) as client,
+        pytest.raises(openai.BadRequestError) as info,
+    ):
+        client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": LONG}])
     error = info.value.response.json()
     validate("ErrorResponse", error)
     assert error["error"]["code"] == "context_length_exceeded"

@@ -151,8 +151,8 @@ def effective_data_class(policy: PolicySet, tenant_id: str, tenant: TenantSpec, 
     The header may be repeated or hold a comma-separated list (a proxy that appends ``confidential`` to
     what the client sent): the most sensitive wins, so a client can raise its class, never lower it."""
     data_class = tenant.default_data_class
-    for named in (asked or "").split(","):
-        named = named.strip()
+    for part in (asked or "").split(","):
+        named = part.strip()
         if not named:
             continue
         if named not in policy.data_classes:

@@ -20,11 +20,13 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from ipaddress import ip_address
-from typing import Final
+from typing import Final, NamedTuple
 from urllib.parse import quote, urlsplit
 
 from gateway.providers.http1_conn import (
@@ -40,6 +42,7 @@ from gateway.providers.http1_conn import (
 )
 
 __all__ = [
+    "Answer",
     "ConnectionClosed",
     "ContentError",
     "HttpError",
@@ -92,13 +95,34 @@ class Post:
         return b"%b%d\r\n\r\n%b" % (self.head, len(body), body)
 
 
+class Answer(NamedTuple):
+    status: int
+    body: bytes
+    retry_after: float | None  # seconds, from a Retry-After header (delay-seconds or an HTTP date)
+
+
+def retry_after_seconds(value: bytes | None) -> float | None:
+    """A Retry-After header's wait in seconds (RFC 9110: delay-seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    text = value.decode("latin-1").strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
+
+
 class Response:
     """A streamed answer: ``read_some()`` until ``b""``, then ``release()``; ``close()`` abandons it."""
 
-    __slots__ = ("_conn", "_max_read", "_pool", "read_some", "status")
+    __slots__ = ("_conn", "_max_read", "_pool", "read_some", "retry_after", "status")
 
     def __init__(self, pool: Pool, conn: Connection, max_read: int) -> None:
         self.status = conn.status
+        self.retry_after = retry_after_seconds(conn.retry_after)
         self._max_read = max_read
         self.read_some: Callable[[], Awaitable[bytes]] = conn.read_some
         self._pool = pool
@@ -167,13 +191,14 @@ class Pool:
         self._dns: dict[tuple[str, int], tuple[float, list[str]]] = {}
         self._closed = False
 
-    async def fetch(self, post: Post, body: bytes, *, timeout: float, connect_timeout: float) -> tuple[int, bytes]:
+    async def fetch(self, post: Post, body: bytes, *, timeout: float, connect_timeout: float) -> Answer:
         """Send ``body``; the status and the whole (decoded) answer within ``timeout`` seconds."""
         deadline = asyncio.get_running_loop().time() + timeout
         conn, answer = await self._exchange(post, body, min(connect_timeout, timeout), deadline, 0.0)
+        retry_after = retry_after_seconds(conn.retry_after)
         self.release(conn)
         assert answer is not None
-        return answer
+        return Answer(answer[0], answer[1], retry_after)
 
     async def stream(self, post: Post, body: bytes, *, read_timeout: float, connect_timeout: float) -> Response:
         """Send ``body``; a :class:`Response` once the answer's head arrived (each read waits ≤ ``read_timeout``)."""

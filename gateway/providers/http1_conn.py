@@ -93,6 +93,7 @@ class Connection(asyncio.Protocol):
 
     def _on_head_state(self) -> None:
         self._encoding = b""
+        self.retry_after: bytes | None = None  # the answer's Retry-After header, as sent
         self._framed = False  # Content-Length or chunked: the body does not end at EOF
         self._decoder: zlib._Decompress | None = None
         self._extra = False  # bytes after the end of the response
@@ -277,6 +278,8 @@ class Connection(asyncio.Protocol):
             self._encoding = value.strip().lower()
         elif name == b"content-length" or (name == b"transfer-encoding" and b"chunked" in value.lower()):
             self._framed = True
+        elif name == b"retry-after":
+            self.retry_after = value
 
     def on_headers_complete(self) -> None:
         if self._extra:

@@ -50,11 +50,13 @@ class OpenAICompatibleProvider:
             post = _post(target.base_url or "", endpoint, target.api_key, False)
             timeout = target.timeout_seconds
             connect = min(_CONNECT_TIMEOUT, timeout)
-            status, content = await self._pool.fetch(post, orjson.dumps(body), timeout=timeout, connect_timeout=connect)
+            status, content, retry_after = await self._pool.fetch(
+                post, orjson.dumps(body), timeout=timeout, connect_timeout=connect
+            )
         except _TRANSPORT_ERRORS as exc:
             raise _transport_error(target, exc) from None
         if status != 200:
-            raise status_error(target.deployment, status, content, target.api_key)
+            raise status_error(target.deployment, status, content, target.api_key, retry_after)
         try:
             parsed = orjson.loads(content)
         except orjson.JSONDecodeError:
@@ -70,7 +72,7 @@ class OpenAICompatibleProvider:
             if response.status != 200:
                 content = await response.read()
                 finished = True
-                raise status_error(target.deployment, response.status, content, target.api_key)
+                raise status_error(target.deployment, response.status, content, target.api_key, response.retry_after)
             lines = _DataLines()
             while True:
                 piece = await response.read_some()  # b"" at the end of the body
@@ -167,6 +169,10 @@ def _transport_error(target: Target, exc: BaseException) -> UpstreamError:
         return UpstreamTimeout(f"deployment {target.deployment!r} timed out")
     if isinstance(exc, _LineTooLong):
         return UpstreamBadResponse(f"deployment {target.deployment!r} sent a stream line over {_LINE_LIMIT} bytes")
+    if isinstance(exc, http1.ResponseTooLarge):  # not worth asking the same deployment again
+        error = UpstreamBadResponse(f"deployment {target.deployment!r} sent an answer over the size limit: {exc}")
+        error.retry_same = False
+        return error
     if isinstance(exc, http1.ContentError):
         return UpstreamBadResponse(f"deployment {target.deployment!r} sent a body that cannot be decoded: {exc}")
     return UpstreamUnavailable(f"deployment {target.deployment!r} is unreachable ({type(exc).__name__})")

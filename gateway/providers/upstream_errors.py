@@ -68,8 +68,11 @@ _SECRETS: Final = (
 )
 
 
-def status_error(deployment: str, status: int, content: bytes, api_key: str | None = None) -> UpstreamError:
-    """The error for an upstream answer with ``status`` (not 200) and body ``content``."""
+def status_error(
+    deployment: str, status: int, content: bytes, api_key: str | None = None, retry_after: float | None = None
+) -> UpstreamError:
+    """The error for an upstream answer with ``status`` (not 200) and body ``content``; ``retry_after`` is
+    the answer's Retry-After in seconds, kept on a 429 or 503 so that the caller can honour it."""
     body = _json(content)
     text = error_text(body) or content[:_LOGGED_CHARS].decode("utf-8", "replace")
     log.warning("deployment %s answered %s: %s", deployment, status, redact(text, api_key)[:_LOGGED_CHARS])
@@ -78,13 +81,13 @@ def status_error(deployment: str, status: int, content: bytes, api_key: str | No
     if overflow is not None:
         return ContextLengthExceeded(_overflow_message(deployment, *overflow))
     if status == 429:
-        return UpstreamRateLimited(where)
+        return UpstreamRateLimited(where, retry_after=retry_after)
     if status in (408, 504):
         return UpstreamTimeout(where)
     if status >= 500 and _INPUT_AS_SERVER_ERROR.search(text):
         return UpstreamRejected(f"{where}: the deployment could not process this input")
     if status >= 500 or status in (401, 403, 404):
-        return UpstreamUnavailable(where)
+        return UpstreamUnavailable(where, retry_after=retry_after if status == 503 else None)
     return UpstreamRejected(f"{where}: the deployment refused the request")
 
 

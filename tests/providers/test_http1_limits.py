@@ -215,7 +215,8 @@ def post(url: str) -> http1.Post:
 
 
 async def fetch(pool: http1.Pool, url: str) -> tuple[int, bytes]:
-    return await pool.fetch(post(url), b"{}", timeout=10.0, connect_timeout=2.0)
+    answer = await pool.fetch(post(url), b"{}", timeout=10.0, connect_timeout=2.0)
+    return answer.status, answer.body
 
 
 async def read_stream(pool: http1.Pool, url: str) -> int:

@@ -266,7 +266,7 @@ async def test_stream_assembles_the_text_and_ends_with_usage(
 async def test_a_wrong_key_is_an_unavailable_deployment_and_the_upstreams_message_is_only_logged(
     provider: OpenAICompatibleProvider, upstreams: Upstreams, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with pytest.raises(UpstreamUnavailable, match="'dep' answered 401$"):
+    with pytest.raises(UpstreamUnavailable, match=r"'dep' answered 401$"):
         await provider.complete("chat", target(upstreams.v1()["c"], key="sk-wrong"), HELLO)
     assert "answered 401: Incorrect API key" in caplog.text
 
@@ -622,7 +622,7 @@ async def test_an_error_event_mid_stream_is_unavailable(provider: OpenAICompatib
     body = sse(delta("Hel"), {"error": {"message": "the GPU fell over"}})
     async with RawServer(always(head(200, "Transfer-Encoding: chunked") + chunked(body))) as server:
         got: list[Json] = []
-        with pytest.raises(UpstreamUnavailable, match="'dep' failed mid-stream$"):
+        with pytest.raises(UpstreamUnavailable, match=r"'dep' failed mid-stream$"):
             async for chunk in provider.stream("chat", target(server.url), STREAM):
                 got.append(chunk)
         assert text_of(got) == "Hel"
