@@ -19,8 +19,10 @@ timer per request):
   mod_reqtimeout's ``body=…,MinRate=…``), else the connection is closed and the app sees a
   disconnect. Time the server spends not reading (the app behind, pipelining) does not count;
 - beyond ``max_connections`` open connections in this process, a new one gets ``503`` and is
-  closed at once. uvicorn's ``limit_concurrency`` is not enough: it answers 503 only to a
-  *request*, so connections that never send one would still hold a file descriptor each.
+  closed (the next ``TURN_AWAY_SLACK`` gently, so that they read the 503; any more at once, so the
+  process never holds more than the two together). uvicorn's ``limit_concurrency`` is not enough:
+  it answers 503 only to a *request*, so connections that never send one would still hold a file
+  descriptor each.
 
 Joined writes: uvicorn writes the status line and headers as soon as the app sends
 ``http.response.start``, and the body with the next message: two writes, so two trips through the
@@ -35,7 +37,7 @@ Only timing changes: bytes are written in the same order, whatever they are.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import httptools
@@ -61,8 +63,15 @@ class EdgeLimits:
     min_body_bytes_per_second: int = 1024  # slowest average body, after that head start
     max_connections: int = 4096
 
+    def __post_init__(self) -> None:
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if value <= 0:
+                raise ValueError(f"edge limit {field.name} must be greater than 0, not {value!r}")
+
 
 LINGER_SECONDS = 1.0
+TURN_AWAY_SLACK = 64  # connections over the limit that still get their 503 read
 _IDLE, _HEAD, _BODY = "idle", "head", "body"  # where a connection is in its current request
 
 
@@ -101,7 +110,7 @@ class HttpProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         if len(self.connections) >= self.limits.max_connections:
-            self._turn_away(transport)
+            self._turn_away(transport, gently=len(self.connections) < self.limits.max_connections + TURN_AWAY_SLACK)
             return
         super().connection_made(transport)
         self.transport = JoinedHead(transport, self.loop)  # type: ignore[assignment]
@@ -284,12 +293,19 @@ class HttpProtocol(HttpToolsProtocol):
             self._timer.cancel()
         self._timer = self.loop.call_later(LINGER_SECONDS, self.transport.close)
 
-    def _turn_away(self, transport: asyncio.Transport) -> None:
+    def _turn_away(self, transport: asyncio.Transport, gently: bool) -> None:
+        """Refuse a connection over the limit: with a 503 and a linger (counted among the open
+        connections meanwhile, so at most ``TURN_AWAY_SLACK`` linger), or, beyond those, at once."""
         self.transport = transport
+        self._lingering = True  # bytes that come before the close start nothing
         self.logger.debug("Over %d open connections; refusing one.", self.limits.max_connections)
+        if not gently:
+            transport.close()
+            return
+        self.connections.add(self)
         message = f"The gateway has {self.limits.max_connections} connections open; retry later."
         transport.write(_error_response(503, "server_error", "too_many_connections", message))
-        transport.close()
+        self._linger()
 
 
 _REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large", 503: b"Service Unavailable"}

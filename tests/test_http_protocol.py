@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 import uvicorn
 from starlette.types import Message, Receive, Scope, Send
 
-from gateway.http_protocol import HttpProtocol, JoinedHead
+from gateway.http_protocol import EdgeLimits, HttpProtocol, JoinedHead
 
 HEAD = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n"
 
@@ -101,10 +103,11 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "http.response.body", "body": path})
 
 
-@pytest.fixture
-def served() -> Iterator[int]:
+@contextmanager
+def serving(http: Any = HttpProtocol) -> Iterator[int]:
+    """uvicorn in a thread with the project's protocol; yields the port."""
     sock = socket.create_server(("127.0.0.1", 0))
-    config = uvicorn.Config(app, http=HttpProtocol, loop="uvloop", lifespan="off", log_level="warning")
+    config = uvicorn.Config(app, http=http, loop="uvloop", lifespan="off", log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -113,6 +116,12 @@ def served() -> Iterator[int]:
     yield sock.getsockname()[1]
     server.should_exit = True
     thread.join(10)
+
+
+@pytest.fixture
+def served() -> Iterator[int]:
+    with serving() as port:
+        yield port
 
 
 def test_keep_alive_requests_get_whole_answers_in_order(served: int) -> None:
@@ -151,3 +160,25 @@ def test_expect_continue_still_gets_its_interim_answer(served: int) -> None:
         while not answer.endswith(b"ping"):
             answer += conn.recv(65536)
         assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+
+
+def test_a_pipelined_head_is_timed_from_the_answer_before_it() -> None:
+    """The header deadline is the client's: while the request before it is answered (0.5 s here),
+    a pipelined request's unfinished head is not timed out, nor the answer in progress cut off."""
+    limits = EdgeLimits(header_timeout_seconds=0.3, body_timeout_seconds=0.3)
+    served = serving(functools.partial(HttpProtocol, limits=limits))
+    with served as port, socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        conn.sendall(b"GET /late HTTP/1.1\r\nhost: x\r\n\r\nGET /next HTTP/1.1\r\n")
+        time.sleep(0.6)  # the answer to /late is out at 0.5 s; /next's clock starts then
+        conn.sendall(b"host: x\r\n\r\n")
+        data = b""
+        while not data.endswith(b"/next"):
+            chunk = conn.recv(65536)
+            assert chunk, f"closed early: {data!r}"
+            data += chunk
+    assert b"late" in data and data.count(b"HTTP/1.1 200 OK") == 2
+
+
+def test_limits_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="min_body_bytes_per_second must be greater than 0"):
+        EdgeLimits(min_body_bytes_per_second=0)
