@@ -60,6 +60,8 @@ MAX_BODY_BYTES: Final = 32 * 1024 * 1024  # a whole answer, decoded: far above a
 MAX_STREAM_BYTES: Final = 256 * 1024 * 1024  # a stream in all, decoded: ~ a million tokens of events
 _IDLE_SECONDS: Final = 15.0  # an idle connection older than this is closed rather than reused
 _DNS_SECONDS: Final = 300.0
+_CLOSED_AFTER_ANSWER_SECONDS: Final = 0.5  # an idle connection lost this soon after its answer: closed after each
+_WARM_CONNECT_SECONDS: Final = 5.0
 _Waiter = tuple[Origin, "asyncio.Future[Connection | None]"]  # None: a free slot to connect with
 
 
@@ -190,6 +192,9 @@ class Pool:
         self._waiters: deque[_Waiter] = deque()
         self._dns: dict[tuple[str, int], tuple[float, list[str]]] = {}
         self._closed = False
+        self._warming: set[Origin] = set()  # origins a connection is being opened for ahead of a request
+        self._unproven: set[Connection] = set()  # opened ahead, not yet used: its loss opens no other
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def fetch(self, post: Post, body: bytes, *, timeout: float, connect_timeout: float) -> Answer:
         """Send ``body``; the status and the whole (decoded) answer within ``timeout`` seconds."""
@@ -207,6 +212,9 @@ class Pool:
 
     async def aclose(self) -> None:
         self._closed = True
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         for conn in list(self._all):
             conn.abort()
         self._all.clear()
@@ -248,8 +256,15 @@ class Pool:
     # -- the pool ---------------------------------------------------------------------------
     def release(self, conn: Connection) -> None:
         if not conn.reusable():
+            closed_after_answer = conn.ended_cleanly()  # "Connection: close", or EOF right after the answer
             self.drop(conn)
+            if closed_after_answer:
+                self._open_ahead(conn.origin)
             return
+        self._park(conn)
+
+    def _park(self, conn: Connection) -> None:
+        """Idle in the pool, or straight to a request waiting for a connection to its origin."""
         conn.park(asyncio.get_running_loop().time())
         while self._waiters:
             origin, waiter = self._waiters[0]
@@ -276,6 +291,39 @@ class Pool:
         if idle and conn in idle:
             idle.remove(conn)
         self.drop(conn)
+        if conn in self._unproven:
+            self._unproven.discard(conn)
+        elif asyncio.get_running_loop().time() - conn.idle_since < _CLOSED_AFTER_ANSWER_SECONDS:
+            self._open_ahead(conn.origin)
+
+    def _open_ahead(self, origin: Origin) -> None:
+        """Open a connection for the next request to an upstream that closed one right after its answer.
+
+        llama.cpp's server closes the connection after every streamed answer, so each stream would wait for
+        a connect (bench/real_upstream.py: ~0.1-0.3 ms of time to first token). One connection per origin is
+        opened ahead, only when none is idle and the pool has room; one that the upstream closes before it
+        was used opens no other, so an upstream that refuses idle connections costs one connect per answer."""
+        if self._closed or origin in self._warming or self._idle.get(origin) or self._open >= self._max:
+            return
+        self._open += 1
+        self._warming.add(origin)
+        task = asyncio.get_running_loop().create_task(self._warm(origin))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _warm(self, origin: Origin) -> None:
+        try:
+            conn = await self._connect(origin, asyncio.get_running_loop().time() + _WARM_CONNECT_SECONDS)
+        except (OSError, HttpError):
+            self._free_slot()  # the next request connects (and fails) on its own
+            return
+        except asyncio.CancelledError:
+            self._free_slot()
+            raise
+        finally:
+            self._warming.discard(origin)
+        self._unproven.add(conn)
+        self._park(conn)
 
     def _free_slot(self) -> None:
         while self._waiters:
@@ -325,9 +373,11 @@ class Pool:
         while idle:
             conn = idle.pop()
             if conn.closing() or now - conn.idle_since > _IDLE_SECONDS:
+                self._unproven.discard(conn)
                 self.drop(conn)
                 continue
             conn.busy = True
+            self._unproven.discard(conn)
             return conn
         return None
 

@@ -180,6 +180,10 @@ class Connection(asyncio.Protocol):
     def closing(self) -> bool:
         return self.lost or self._transport is None or self._transport.is_closing()
 
+    def ended_cleanly(self) -> bool:
+        """The answer is complete and nothing came after it (the connection may still have been closed)."""
+        return self.done and self.error is None and not self._extra
+
     def reusable(self) -> bool:
         return self.done and self.keep_alive and self.error is None and not self._extra and not self.closing()
 

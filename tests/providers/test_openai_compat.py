@@ -446,8 +446,10 @@ async def test_a_body_that_ends_with_the_connection_is_read_whole(provider: Open
 
     async with RawServer(until_close) as server:
         assert await provider.complete("chat", target(server.url), HELLO) == COMPLETION
+        await until(lambda: server.accepted == 2)  # closed after its answer: the next one is opened ahead
         assert text_of(await collect(provider, target(server.url))) == "Hello, world"
-        assert server.accepted == 2
+        await until(lambda: server.accepted == 3)
+        assert [r.index for r in server.requests] == [0, 0]
 
 
 async def test_a_host_name_is_resolved_and_its_addresses_tried_in_turn(provider: OpenAICompatibleProvider) -> None:
@@ -474,8 +476,9 @@ async def test_bytes_after_an_answer_end_its_connection(provider: OpenAICompatib
     async with RawServer(chatty) as server:
         assert await provider.complete("chat", target(server.url), HELLO) == COMPLETION
         await server.until_ended(1)
+        await asyncio.sleep(0.05)  # a connection opened ahead, if any, is ready
         assert await provider.complete("chat", target(server.url), HELLO) == COMPLETION
-        assert server.accepted == 2
+        assert server.accepted == 2 and [r.index for r in server.requests] == [0, 0], "not the chatty connection"
 
 
 async def test_the_request_head_is_plain_http11(provider: OpenAICompatibleProvider) -> None:
@@ -529,7 +532,8 @@ async def test_a_connection_the_server_closed_while_idle_is_not_used(provider: O
         for _ in range(3):
             assert await provider.complete("chat", target(server.url), HELLO) == COMPLETION
             await asyncio.sleep(0.05)
-        assert (server.accepted, len(server.requests)) == (3, 3)
+        await until(lambda: server.accepted == 4)  # each closed one was replaced ahead of the next request
+        assert [r.index for r in server.requests] == [0, 0, 0]
 
 
 async def test_a_fresh_connection_that_fails_is_not_retried(provider: OpenAICompatibleProvider) -> None:
@@ -803,3 +807,50 @@ async def test_https_upstreams_are_verified(certificate: tuple[Path, Path]) -> N
                 await untrusting.complete("chat", target(server.url), HELLO)
         finally:
             await untrusting.aclose()
+
+
+# -- upstreams that close the connection after each answer (llama.cpp's server after a stream) ---------
+
+
+def closing_after(data: bytes) -> Answer:
+    async def answer(request: Request, writer: asyncio.StreamWriter) -> bool:
+        writer.write(data)
+        await writer.drain()
+        return False  # and close, as llama-server does after a streamed answer
+
+    return answer
+
+
+STREAMED = head(200, "Content-Type: text/event-stream", "Transfer-Encoding: chunked") + chunked(EVENTS)
+
+
+async def test_a_connection_is_opened_ahead_for_an_upstream_that_closes_after_each_answer(
+    provider: OpenAICompatibleProvider,
+) -> None:
+    async with RawServer(closing_after(STREAMED)) as server:
+        assert text_of(await collect(provider, target(server.url))) == "Hello, world"
+        await until(lambda: server.accepted == 2)  # the next request's connection, opened ahead
+        assert text_of(await collect(provider, target(server.url))) == "Hello, world"
+        assert [r.index for r in server.requests] == [0, 0], "each request on a connection of its own"
+        await until(lambda: server.accepted == 3)
+        await asyncio.sleep(0.2)
+        assert server.accepted == 3, "one connection ahead, not more"
+
+
+async def test_a_connection_opened_ahead_that_the_upstream_drops_opens_no_other(
+    provider: OpenAICompatibleProvider,
+) -> None:
+    async with RawServer(closing_after(STREAMED)) as server:
+        await collect(provider, target(server.url))
+        await until(lambda: server.accepted == 2)
+        for handler in list(server._handlers):  # among them the connection opened ahead, waiting for a request
+            handler.cancel()  # the upstream drops it (an idle timeout, a restart)
+        await asyncio.sleep(0.3)
+        assert server.accepted == 2, "its loss opened no other connection"
+        assert text_of(await collect(provider, target(server.url))) == "Hello, world"
+
+
+async def until(condition: Callable[[], bool], seconds: float = 2.0) -> None:
+    async with asyncio.timeout(seconds):
+        while not condition():
+            await asyncio.sleep(0.01)
