@@ -27,7 +27,8 @@ import httpx
 import yaml
 
 from gateway.auth import hash_key
-from tests.llamacpp import LlamaServer, free_port
+from tests.llamacpp import LlamaServer
+from tests.processes import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -14,7 +14,6 @@ live under ``~/.cache/switchyard/`` (``SWITCHYARD_CACHE`` to move it), so a seco
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tarfile
@@ -23,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from tests.processes import free_port
 
 LLAMA_CPP_PYTHON = "llama-cpp-python==0.3.36"  # the sdist whose vendored llama.cpp is built
 CACHE = Path(os.environ.get("SWITCHYARD_CACHE") or Path.home() / ".cache" / "switchyard")
@@ -131,12 +132,6 @@ def _vocabulary() -> tuple[list[str], list[float], list[int]]:
     types += [normal] * len(pieces)
     scores = [0.0] * 259 + [float(len(p)) for p in pieces]  # longer pieces first
     return tokens, scores, types
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

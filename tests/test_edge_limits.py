@@ -221,12 +221,7 @@ def test_a_connection_that_sends_nothing_is_closed(gateway: Gateway) -> None:
 
 def test_bare_line_ends_do_not_keep_a_connection_open(gateway: Gateway) -> None:
     with connect(gateway) as conn:
-        started = time.monotonic()
-        with pytest.raises((BrokenPipeError, ConnectionResetError)):
-            while time.monotonic() - started < IDLE + 2:
-                conn.sendall(b"\r\n")
-                time.sleep(0.2)
-        assert time.monotonic() - started < IDLE + 2
+        drip_until_closed(conn, b"\r\n", every=0.2, within=IDLE + 2)
 
 
 def test_a_dripped_head_gets_408_at_its_deadline(gateway: Gateway) -> None:
@@ -252,12 +247,17 @@ def test_a_body_dripped_a_byte_at_a_time_is_closed(gateway: Gateway) -> None:
     """Never quiet for the body timeout, but far slower than 1 KiB/s: closed by the rate."""
     with connect(gateway) as conn:
         conn.sendall(post_head(length=1000))
-        started = time.monotonic()
-        with pytest.raises((BrokenPipeError, ConnectionResetError)):
-            while time.monotonic() - started < BODY + 3:
-                conn.sendall(b" ")
-                time.sleep(0.1)
-        assert time.monotonic() - started < BODY + 3
+        drip_until_closed(conn, b" ", every=0.1, within=BODY + 3)
+
+
+def drip_until_closed(conn: socket.socket, piece: bytes, *, every: float, within: float) -> None:
+    """Send ``piece`` every ``every`` seconds until the gateway closes the connection, which must be ``within``."""
+    started = time.monotonic()
+    with pytest.raises((BrokenPipeError, ConnectionResetError)):
+        while time.monotonic() - started < within:
+            conn.sendall(piece)
+            time.sleep(every)
+    assert time.monotonic() - started < within
 
 
 def test_connections_beyond_the_limit_get_503(gateway: Gateway) -> None:
