@@ -25,14 +25,14 @@ from pathlib import Path
 import httpx
 from hypothesis import given, seed, settings
 
-from gateway.app import create_app
+from gateway.http.app import create_app
 from gateway.settings import Settings
 from gateway.standin.anthropic_wire import create_anthropic_app
 from gateway.standin.control import Control
 from gateway.standin.openai_wire import create_openai_app
 from gateway.standin.server import ThreadedServer
 from tests.conftest import ANTHROPIC_KEY, OPENAI_KEY, Upstreams
-from tests.test_fuzz import FUZZ, SURFACES, WORKERS, Case, Surface, cases, judge
+from tests.http.test_fuzz import FUZZ, SURFACES, WORKERS, Case, Surface, cases, judge
 
 POLICIES = Path(__file__).resolve().parent.parent / "policies"
 BATCH = 500  # cases drawn, then sent, at a time: a batch can hold bodies of a few hundred KB each

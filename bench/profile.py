@@ -23,7 +23,6 @@ from pathlib import Path
 from bench import targets
 from bench.cells import Scenario, configure_upstream, run_cell
 from bench.procs import Server
-from bench.run import gateway_spec
 
 _FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 
@@ -54,7 +53,7 @@ def run(args: argparse.Namespace) -> None:
 
 def _start(args: argparse.Namespace, upstream: Server) -> Server:
     if args.profile_target == "gateway":
-        return targets.start_gateway(upstream, args.policies, gateway_spec(args))
+        return targets.start_gateway(upstream, args.policies, targets.gateway_spec(args))
     return targets.start_floor(upstream, "httpx" if args.profile_target == "floor-httpx" else "aiohttp")
 
 

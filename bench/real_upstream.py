@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import yaml
 
-from gateway.auth import hash_key
+from gateway.routing.auth import hash_key
 from tests.llamacpp import LlamaServer
 from tests.processes import free_port
 

@@ -73,8 +73,8 @@ def main() -> None:
 
     from gateway.classify.learned import LearnedClassifier
     from gateway.classify.loader import read_router_model
-    from gateway.router_cli import default_artifact
-    from gateway.router_train import chat_request
+    from gateway.training.cli import default_artifact
+    from gateway.training.train import chat_request
 
     texts = prompts(args.data, args.n)
     requests = [chat_request(t) for t in texts]

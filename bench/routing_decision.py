@@ -21,9 +21,9 @@ if __package__ in (None, ""):  # run as a script: make ``bench`` importable (``g
 
 from bench.loadgen import chat_body
 from gateway.classify.heuristic import HeuristicClassifier
-from gateway.normalize import normalize
 from gateway.policy.decide import decide
-from gateway.policy_loader import load_policy_dir
+from gateway.policyfiles.loader import load_policy_dir
+from gateway.routing.normalize import normalize
 
 BENCH_POLICIES = Path(__file__).resolve().parent / "policies"
 PROMPTS = {

@@ -14,7 +14,6 @@ import argparse
 import itertools
 import json
 import platform
-import shlex
 import subprocess
 import time
 from collections.abc import Sequence
@@ -73,10 +72,6 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def gateway_spec(args: argparse.Namespace) -> targets.GatewaySpec:
-    return targets.GatewaySpec(args.gateway_ref, tuple(shlex.split(args.gateway_args)))
-
-
 def machine(args: argparse.Namespace) -> list[str]:
     cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
                 if ln.startswith("model name")), "unknown")
@@ -90,7 +85,7 @@ def machine(args: argparse.Namespace) -> list[str]:
         f"Python {platform.python_version()}",
         f"versions: {versions}",
         f"repository at commit {commit}{' + uncommitted changes in gateway/' if dirty else ''}; "
-        f"gateway code: {gateway_spec(args).describe()}",
+        f"gateway code: {targets.gateway_spec(args).describe()}",
         f"load average at start: {' '.join(load)}",
     ]
 
@@ -122,7 +117,7 @@ def scenarios(args: argparse.Namespace) -> list[Scenario]:
 
 def start_servers(args: argparse.Namespace, upstream: Server, servers: list[Server]) -> None:
     """Start the gateway and the others into ``servers`` (so the caller can stop them if a later one fails)."""
-    servers.append(targets.start_gateway(upstream, args.policies, gateway_spec(args)))
+    servers.append(targets.start_gateway(upstream, args.policies, targets.gateway_spec(args)))
     print(f"gateway ready in {servers[0].started_in:.2f} s (first successful auto request)", flush=True)
     if "floor" in args.compare:
         servers.append(targets.start_floor(upstream, "aiohttp"))
@@ -184,7 +179,7 @@ def matrix(args: argparse.Namespace) -> None:
 
 def after_matrix(args: argparse.Namespace, upstream: Server, servers: list[Server]) -> dict[str, object]:
     extra: dict[str, object] = {}
-    spec = gateway_spec(args)
+    spec = targets.gateway_spec(args)
     if args.startup_runs:
         extra["startup"] = startup.measure(upstream, args.policies, spec, args.startup_runs).gateway_runs
     if not args.no_network_check:

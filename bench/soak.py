@@ -17,7 +17,6 @@ import uvloop
 from bench import loadgen, targets
 from bench.cells import Scenario, configure_upstream
 from bench.procs import Server, cpu_seconds, hwm_mb
-from bench.run import gateway_spec
 
 KEYS = ("bench-key", "bench-key-open-lab", "bench-key-acme-us", "bench-key-helios-health")
 
@@ -57,7 +56,7 @@ async def _drive(gateway: Server, seconds: float, concurrency: int) -> loadgen.R
 def run(args: argparse.Namespace) -> None:
     upstream = targets.start_upstream()
     try:
-        gateway = targets.start_gateway(upstream, args.policies, gateway_spec(args))
+        gateway = targets.start_gateway(upstream, args.policies, targets.gateway_spec(args))
     except BaseException:
         upstream.stop()
         raise

@@ -5,7 +5,9 @@ Each target is reached over loopback only; each server is a separate process (gr
 
 from __future__ import annotations
 
+import argparse
 import os
+import shlex
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -209,3 +211,9 @@ def named_model(gateway: Server) -> Target:
     """The gateway with a named catalog model instead of a route: no classification, still the policy."""
     chat = gateway.base_url + "/chat/completions"
     return Target("gateway-model", chat, "llama-3.1-8b-instruct", GATEWAY_KEY, gateway)
+
+
+def gateway_spec(args: argparse.Namespace) -> GatewaySpec:
+    """The gateway code and extra serve arguments a run's command line asks for (--gateway-ref, --gateway-args)."""
+    return GatewaySpec(args.gateway_ref, tuple(shlex.split(args.gateway_args)))
+

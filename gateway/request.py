@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 Endpoint = Literal["chat", "completions", "embeddings"]
+CHARS_PER_TOKEN = 4  # no tokenizer: prompts (and output whose usage never came) are estimated at this many
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ class Settings:
     audit_flush_seconds: float = 1.0  # longest a line waits to be written; 0 writes each line at once
     reload_seconds: float = 5.0  # how often to look for policy changes; 0 turns reloading off
     workers: int = 1  # processes serving one port
-    # The HTTP edge (gateway/http_protocol.py, README "Limits at the edge"); per worker process.
+    # The HTTP edge (gateway/http/protocol.py, README "Limits at the edge"); per worker process.
     max_header_bytes: int = 64 * 1024  # request target and header lines; over it: 431
     max_headers: int = 100  # header lines; over it: 431
     idle_timeout_seconds: float = 5.0  # a connection with no request begun for this long is closed

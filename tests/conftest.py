@@ -10,7 +10,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from gateway.app import create_app
+from gateway.http.app import create_app
 from gateway.settings import Settings
 from gateway.standin.anthropic_wire import create_anthropic_app
 from gateway.standin.control import Control

@@ -10,11 +10,11 @@ from typing import Any
 import orjson
 import yaml
 
-from gateway.auth import hash_key
-from gateway.normalize import normalize
 from gateway.policy.policy_set import PolicySet
-from gateway.policy_loader import load_policy_dir
+from gateway.policyfiles.loader import load_policy_dir
 from gateway.request import ChatRequest
+from gateway.routing.auth import hash_key
+from gateway.routing.normalize import normalize
 
 REPO = Path(__file__).resolve().parent.parent
 POLICIES = REPO / "policies"

@@ -23,6 +23,7 @@ import functools
 import math
 import operator
 import re
+from collections import Counter
 from dataclasses import dataclass
 from itertools import compress
 
@@ -267,3 +268,11 @@ def _tally(counts: dict[str, int], pairs: dict[str, int]) -> tuple[int, int, int
 def _numeric_lines(part: str) -> int:
     """How many of the last four lines hold a digit (after three or more options: numeric answers)."""
     return sum(any(c.isdigit() for c in line) for line in part.rstrip().rsplit("\n", 4)[-4:])
+
+
+def gram_counts(analysis: Analysis) -> Counter[str]:
+    """Character grams over the distinct words of a request, counted once per word they occur in."""
+    counts: Counter[str] = Counter()
+    for word in analysis.words:
+        counts.update(char_grams(word))
+    return counts

@@ -11,8 +11,8 @@ from typing import Any
 
 from gateway.classify.base import Classifier, Complexity
 from gateway.errors import GatewayError, InvalidRequest, ModelNotFound, NotCapable, PolicyDenied, UpstreamUnavailable
-from gateway.policy.policy_set import Deployment, PolicySet
-from gateway.policy.rules import FIT_RULES, POLICY_RULES, Context, Violation, is_policy_rule
+from gateway.policy.policy_set import Deployment, PolicySet, Violation
+from gateway.policy.rules import FIT_RULES, POLICY_RULES, Context, is_policy_rule
 from gateway.policy.schema import RouteSpec, TenantSpec, Thresholds, Tier
 from gateway.request import ChatRequest
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from gateway.policy.guards_schema import RateLimits, StateSpec
 from gateway.policy.schema import (
@@ -17,11 +16,17 @@ from gateway.policy.schema import (
     TenantSpec,
 )
 
-if TYPE_CHECKING:
-    from gateway.policy.rules import Violation
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """Why a rule denies a candidate: the rule's name and a message naming the bad value and the allowed set."""
+
+    rule: str
+    message: str
+
 
 # (tenant, data class) -> deployment -> what the tenant and data-class rules say of it
-PolicyVerdicts = dict[tuple[str, str], Mapping[str, tuple["Violation", ...]]]
+PolicyVerdicts = dict[tuple[str, str], Mapping[str, tuple[Violation, ...]]]
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,15 +8,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from gateway.policy.policy_set import Deployment
+from gateway.policy.policy_set import Deployment, Violation
 from gateway.policy.schema import DataClassSpec, TenantSpec
 from gateway.request import Endpoint
-
-
-@dataclass(frozen=True, slots=True)
-class Violation:
-    rule: str
-    message: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ def chat(content: str, **fields: object) -> object:
 
 def test_the_shipped_artifact_loads_fast_and_is_the_default() -> None:
     from gateway.classify.loader import ARTIFACT
-    from gateway.router_cli import default_artifact
+    from gateway.training.cli import default_artifact
 
     started = time.perf_counter()
     model = read_router_model(default_artifact())

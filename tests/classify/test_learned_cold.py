@@ -11,7 +11,7 @@ import pytest
 from gateway.classify import heuristic, learned, load_router_model
 from gateway.classify.features import FORMS, window
 from gateway.classify.learned import UNSEEN_PER_REQUEST, LearnedClassifier
-from gateway.router_cli import default_artifact
+from gateway.training.cli import default_artifact
 from tests.factories import chat
 
 

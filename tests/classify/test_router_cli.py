@@ -6,7 +6,7 @@ from pathlib import Path
 from gateway.classify import load_default_classifier
 from gateway.classify.loader import read_router_model
 from gateway.policy.decide import tier_for
-from gateway.router_train import chat_request
+from gateway.training.train import chat_request
 from tests.factories import POLICIES, example_policy
 from tests.processes import run_cli
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from gateway.metrics import REQUEST_LABELS, Metrics
+from gateway.observe.metrics import REQUEST_LABELS, Metrics
 from tests.deploy import dashboard
 from tests.deploy.dashboard import DATASOURCES, DEPLOY
 

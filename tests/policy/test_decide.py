@@ -10,7 +10,7 @@ from gateway.classify.heuristic import HeuristicClassifier
 from gateway.errors import InvalidRequest, ModelNotFound, NotCapable, PolicyDenied
 from gateway.policy.decide import decide, refusal, tier_for
 from gateway.policy.schema import Thresholds
-from gateway.policy_loader import load_policy_dir
+from gateway.policyfiles.loader import load_policy_dir
 from tests.factories import chat, example_policy, small_policy, tenant
 
 URLS = {"a": "http://127.0.0.1:9/v1", "b": "http://127.0.0.1:9/v1", "c": "http://127.0.0.1:9/v1"}
@@ -113,7 +113,7 @@ def test_data_class_never_drops_below_the_tenant_default() -> None:
     assert low.data_class == "internal"
     import orjson
 
-    from gateway.normalize import normalize
+    from gateway.routing.normalize import normalize
 
     body = orjson.dumps({"model": "auto", "messages": [{"role": "user", "content": "hi"}]})
     confidential = normalize("chat", body, {"x-gateway-data-class": "confidential"})
@@ -196,7 +196,7 @@ def test_the_chosen_deployment_always_satisfies_the_tenants_rules(tmp_path_facto
     policy = load_policy_dir(directory, {})
     import orjson
 
-    from gateway.normalize import normalize
+    from gateway.routing.normalize import normalize
 
     body = orjson.dumps({"model": "auto", "messages": [{"role": "user", "content": HARD if hard else "hi"}]})
     decision = decide(policy, "t", normalize("chat", body, {"x-gateway-data-class": data_class}), CLASSIFIER)

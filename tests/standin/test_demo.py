@@ -10,7 +10,7 @@ from contextlib import AsyncExitStack
 import httpx
 import pytest
 
-from gateway.demo import DEMO_OPENAI_KEY, start_demo_upstreams
+from gateway.standin.demo import DEMO_OPENAI_KEY, start_demo_upstreams
 
 pytestmark = pytest.mark.anyio
 

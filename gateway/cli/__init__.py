@@ -1,0 +1,3 @@
+"""The ``gateway`` command: serve, policy check|explain, router train|score|eval.
+
+The top layer: may import anything."""

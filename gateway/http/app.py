@@ -1,0 +1,309 @@
+"""The app factory: ``create_app(settings)``. Long-lived resources are built in the lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+from fastapi import FastAPI
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Match
+from starlette.types import Receive, Scope, Send
+
+from gateway.classify import load_default_classifier
+from gateway.errors import AuthenticationFailed, GatewayError, MethodNotAllowed, ModelNotFound, RouteNotFound
+from gateway.http import edge, fastpath
+from gateway.http.endpoints import messages_endpoint, openai_endpoint
+from gateway.http.reload import PolicyWatcher
+from gateway.observe.audit import AuditLog
+from gateway.observe.metrics import Metrics
+from gateway.observe.observation import Sink
+from gateway.policy.decide import decide, refusal
+from gateway.policy.policy_set import PolicySet
+from gateway.policy.visible import visible_models
+from gateway.policyfiles.loader import load_policy_dir
+from gateway.routing.auth import MAX_KEY_LENGTH, authenticate, hash_key, is_admin, presented_key
+from gateway.routing.normalize import normalize
+from gateway.routing.pipeline import Routing
+from gateway.settings import Settings
+from gateway.state import open_store
+from gateway.state.guards import Guards, Outages
+from gateway.upstream.caller import Caller
+from gateway.upstream.gate import DeploymentGate
+from gateway.upstream.providers.registry import Providers
+
+log = logging.getLogger("gateway")
+DEFAULT_REDIS_TIMEOUT = 0.25  # seconds for one Redis call; a whole call may take twice that
+
+
+@dataclass(slots=True)
+class Gateway:
+    routing: Routing  # replaced whole when the policy reloads; a request reads it once
+    metrics: Metrics
+    sinks: tuple[Sink, ...]  # where finished requests go: metrics, audit
+    started: int
+
+
+class GatewayApp(FastAPI):
+    """FastAPI, with the hot endpoints served as plain ASGI ahead of its middleware (gateway/http/fastpath.py)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and (handler := HOT.get(scope["path"])):
+            gw: Gateway | None = getattr(self.state, "gw", None)
+            if gw is not None:
+                scope["app"] = self
+                await fastpath.serve(handler, gw.routing.policy.revision, gw.metrics.in_flight, scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
+def create_app(
+    settings: Settings,
+    env: Mapping[str, str] | None = None,
+    on_ready: Callable[[Gateway], None] | None = None,
+) -> FastAPI:
+    """Build the app. ``env`` is where ``${NAME}``, ``api_key_env`` and ``REDIS_URL`` are looked up."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            app.state.gw = await _start(settings, env, stack)
+            if on_ready is not None:
+                on_ready(app.state.gw)
+            yield
+
+    app = GatewayApp(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False)
+    app.add_exception_handler(GatewayError, _gateway_error)  # type: ignore[arg-type]
+    app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _unexpected_error)
+    _add_routes(app)
+    return app
+
+
+async def _start(settings: Settings, env: Mapping[str, str] | None, stack: AsyncExitStack) -> Gateway:
+    lookup: Mapping[str, str] = os.environ if env is None else env
+    if settings.demo:
+        from gateway.standin.demo import start_demo_upstreams
+
+        lookup = await start_demo_upstreams(stack)
+    policy = load_policy_dir(settings.policies, lookup)
+    for warning in policy.warnings:
+        log.warning("policy: %s", warning)
+    providers = Providers(policy)
+    stack.push_async_callback(providers.aclose)
+    timeout = float(lookup.get("REDIS_TIMEOUT_SECONDS") or DEFAULT_REDIS_TIMEOUT)
+    store = await open_store(lookup.get("REDIS_URL") or None, timeout_seconds=timeout)
+    stack.push_async_callback(store.aclose)
+    metrics = Metrics()
+    metrics.policy_loaded(policy.revision, None)
+    guards = Guards(store, Outages(lambda feature: metrics.state_errors.labels(feature).inc()))
+    gate = DeploymentGate(store, guards.outages)
+    classifier = load_default_classifier()
+    routing = Routing(policy, classifier, Caller(providers, gate, lookup), guards, gate)
+    sinks: list[Sink] = [metrics.record]
+    if settings.audit_log:
+        audit = AuditLog(settings.audit_log, settings.audit_flush_seconds, shared=settings.workers > 1)
+        stack.callback(audit.close)
+        sinks.append(audit)
+    log.info("policy %s loaded from %s; shared state: %s", policy.revision, policy.source, store.name)
+    gw = Gateway(routing, metrics, tuple(sinks), int(time.time()))
+    if settings.reload_seconds > 0:
+        watcher = PolicyWatcher(settings.policies, lookup, providers, settings.reload_seconds)
+        task = asyncio.create_task(watcher.run(gw), name="policy-watcher")
+        stack.push_async_callback(_cancel, task)
+    return gw
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def _gw(request: Request) -> Gateway:
+    gateway: Gateway = request.app.state.gw
+    return gateway
+
+
+def _add_routes(app: FastAPI) -> None:
+    app.add_api_route("/v1/chat/completions", _chat, methods=["POST"])
+    app.add_api_route("/v1/completions", _completions, methods=["POST"])
+    app.add_api_route("/v1/embeddings", _embeddings, methods=["POST"])
+    app.add_api_route("/v1/messages", _messages, methods=["POST"])
+    app.add_api_route("/v1/models", _models, methods=["GET"])
+    app.add_api_route("/v1/models/{model_id:path}", _model, methods=["GET"])
+    app.add_api_route("/v1/route/explain", _explain, methods=["POST"])
+    app.add_api_route("/admin/deployments", _admin_deployments, methods=["GET"])
+    app.add_api_route("/healthz", _healthz, methods=["GET"])
+    app.add_api_route("/readyz", _readyz, methods=["GET"])
+    app.add_api_route("/metrics", _metrics, methods=["GET"])
+
+
+async def _chat(request: Request) -> Response:
+    gw = _gw(request)
+    return await openai_endpoint(request, gw.routing, gw.sinks, "chat")
+
+
+async def _completions(request: Request) -> Response:
+    gw = _gw(request)
+    return await openai_endpoint(request, gw.routing, gw.sinks, "completions")
+
+
+async def _embeddings(request: Request) -> Response:
+    gw = _gw(request)
+    return await openai_endpoint(request, gw.routing, gw.sinks, "embeddings")
+
+
+async def _messages(request: Request) -> Response:
+    gw = _gw(request)
+    return await messages_endpoint(request, gw.routing, gw.sinks)
+
+
+HOT: dict[str, fastpath.Handler] = {
+    "/v1/chat/completions": _chat,
+    "/v1/completions": _completions,
+    "/v1/embeddings": _embeddings,
+    "/v1/messages": _messages,
+}
+
+
+async def _models(request: Request) -> Response:
+    gw = _gw(request)
+    edge.request_id(request)
+    tenant, _ = authenticate(gw.routing.policy, request.headers)
+    return JSONResponse({"object": "list", "data": visible_models(gw.routing.policy, tenant, gw.started)})
+
+
+async def _model(request: Request) -> Response:
+    gw = _gw(request)
+    edge.request_id(request)
+    tenant, _ = authenticate(gw.routing.policy, request.headers)
+    model_id = request.path_params["model_id"]
+    for entry in visible_models(gw.routing.policy, tenant, gw.started):
+        if entry["id"] == model_id:
+            return JSONResponse(entry)
+    raise ModelNotFound(f"The model {model_id!r} does not exist or is not available to this key.", param="model")
+
+
+async def _explain(request: Request) -> Response:
+    """Decide as for /v1/chat/completions without calling any upstream."""
+    gw = _gw(request)
+    edge.request_id(request)
+    routing = gw.routing
+    headers = edge.header_dict(request)
+    raw = await edge.read_body(request, routing.policy.limits.max_body_bytes, headers)
+    tenant, _ = authenticate(routing.policy, headers)
+    req = normalize("chat", raw, headers)
+    decision = decide(routing.policy, tenant, req, routing.classifier, await routing.gate.unhealthy(routing.policy))
+    error = refusal(decision)
+    return JSONResponse(
+        {
+            "decision": decision.to_json(),
+            "would_call": decision.ranked[0].id if decision.ranked else None,
+            "error": error.body()["error"] if error else None,
+        }
+    )
+
+
+async def _admin_deployments(request: Request) -> Response:
+    """Each deployment's breaker, in-flight requests, recent latency and error rate (admin key only)."""
+    gw = _gw(request)
+    edge.request_id(request)
+    if not is_admin(gw.routing.policy, request.headers):
+        raise AuthenticationFailed("This endpoint needs an admin key (the policy's admin.keys).")
+    store = gw.routing.guards.store
+    deployments = await gw.routing.gate.report(gw.routing.policy)
+    return JSONResponse({"shared_state": store.name, "deployments": deployments})
+
+
+async def _healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def _readyz(request: Request) -> Response:
+    """Ready or not, with counts of deployments by state; each deployment's state (and why one is
+    unavailable, which names credential variables) only for an admin key."""
+    gw: Gateway | None = getattr(request.app.state, "gw", None)
+    if gw is None:
+        return JSONResponse({"status": "starting"}, status_code=503)
+    policy = gw.routing.policy
+    tripped = await gw.routing.gate.unhealthy(policy)
+    states = {
+        d.id: ("unavailable" if d.unavailable else "breaker_open" if d.id in tripped else "ok")
+        for d in policy.deployments.values()
+    }
+    ready: dict[str, object] = {"status": "ready", "policy_revision": policy.revision}
+    ready["deployment_counts"] = {state: list(states.values()).count(state) for state in sorted(set(states.values()))}
+    if is_admin(policy, request.headers):
+        ready["deployments"] = {
+            d.id: d.unavailable or ("circuit breaker not closed" if states[d.id] == "breaker_open" else "ok")
+            for d in policy.deployments.values()
+        }
+    return JSONResponse(ready)
+
+
+def _may_read_metrics(policy: PolicySet, headers: Mapping[str, str]) -> bool:
+    """Open unless the policy names metrics keys (admin.metrics_keys); then one of them or an admin key."""
+    if not policy.metrics_key_hashes or is_admin(policy, headers):
+        return True
+    key = presented_key(headers)
+    return key is not None and len(key) <= MAX_KEY_LENGTH and hash_key(key) in policy.metrics_key_hashes
+
+
+async def _metrics(request: Request) -> Response:
+    gw = _gw(request)
+    edge.request_id(request)
+    if not _may_read_metrics(gw.routing.policy, request.headers):
+        raise AuthenticationFailed("The metrics need a metrics key (the policy's admin.metrics_keys) or an admin key.")
+    gw.metrics.breakers(await gw.routing.gate.statuses(gw.routing.policy))
+    gw.metrics.budgets(await gw.routing.guards.budget_usage(gw.routing.policy))
+    return Response(gw.metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+def _rid(request: Request) -> str:
+    rid: str | None = getattr(request.state, "request_id", None)
+    return rid or edge.request_id(request)
+
+
+async def _gateway_error(request: Request, exc: GatewayError) -> Response:
+    gw: Gateway | None = getattr(request.app.state, "gw", None)
+    revision = gw.routing.policy.revision if gw else None
+    return edge.error_response(exc, _rid(request), revision)
+
+
+async def _http_error(request: Request, exc: HTTPException) -> Response:
+    error: GatewayError
+    if exc.status_code == 404 and (location := _without_slash(request)) is not None:
+        return Response(status_code=307, headers={"location": location})
+    if exc.status_code == 405:
+        error = MethodNotAllowed(f"Method {request.method} is not allowed on {request.url.path}.")
+    else:
+        error = RouteNotFound(f"Unknown path {request.url.path}.")
+    return edge.error_response(error, _rid(request))
+
+
+def _without_slash(request: Request) -> str | None:
+    """The relative location of the same path without its trailing slash, if that is a route. Starlette's
+    own redirect builds an absolute URL from the Host header, which the client controls."""
+    path = request.url.path
+    if not path.endswith("/") or path == "/":
+        return None
+    stripped = path.rstrip("/")
+    scope = {**request.scope, "path": stripped}
+    if not any(route.matches(scope)[0] != Match.NONE for route in request.app.router.routes):
+        return None
+    query = request.url.query
+    return stripped + (f"?{query}" if query else "")
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error on %s", request.url.path)
+    return edge.error_response(GatewayError("The gateway failed unexpectedly."), _rid(request))

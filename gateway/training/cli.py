@@ -1,0 +1,93 @@
+"""``gateway router train | score | eval``: the learned router's three commands."""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from gateway.classify.learned import to_json
+from gateway.classify.loader import ARTIFACT, ClassifierName, load_classifier
+from gateway.errors import GatewayError
+from gateway.policy.decide import tier_for
+from gateway.policyfiles.loader import PolicyError, load_policy_dir
+from gateway.training.params import Params
+from gateway.training.train import chat_request, read_dataset, train
+
+
+def default_artifact() -> Path:
+    return Path(str(resources.files("gateway.classify").joinpath(ARTIFACT)))
+
+
+def run_train(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    data = read_dataset(args.data)
+    model = train(data, Params())
+    out: Path = args.out or default_artifact()
+    write_artifact(to_json(model), out)
+    took = time.perf_counter() - started
+    print(
+        f"trained on {len(data.examples)} requests from {args.data} in {took:.1f} s; wrote {out} "
+        f"({out.stat().st_size / 1e6:.2f} MB)"
+    )
+    return 0
+
+
+def write_artifact(data: dict[str, Any], path: Path) -> None:
+    text = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+    path.write_bytes(gzip.compress(text, compresslevel=9, mtime=0) if path.suffix == ".gz" else text)
+
+
+def run_score(args: argparse.Namespace) -> int:
+    name: ClassifierName = args.classifier
+    classifier = load_classifier(name)
+    try:
+        policy = load_policy_dir(args.policies, {})
+    except PolicyError as exc:
+        print("\n".join(exc.problems), file=sys.stderr)
+        return 1
+    route = policy.routes.get(args.route)
+    if route is None:
+        print(f"unknown route {args.route!r}; known: {', '.join(policy.routes)}", file=sys.stderr)
+        return 2
+    source: IO[bytes] = sys.stdin.buffer if str(args.input) == "-" else args.input.open("rb")
+    with source:
+        for number, line in enumerate(source, 1):
+            if not line.strip():
+                continue
+            try:
+                row = orjson.loads(line)
+                request = chat_request(row.get("prompt"), row.get("messages"))
+            except (orjson.JSONDecodeError, AttributeError, GatewayError) as exc:
+                print(f"{args.input}:{number}: {exc}", file=sys.stderr)
+                return 1
+            score = classifier.classify(request).score
+            out = {"uid": row.get("uid"), "score": score, "tier": tier_for(score, route.thresholds)}
+            sys.stdout.write(orjson.dumps(out).decode() + "\n")
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from gateway.training.evaluate import format_report, grouped_report, leave_one_out_report
+
+    data = read_dataset(args.data, args.limit)
+    params = Params()
+    print(f"# router eval: {len(data.examples)} requests from {args.data} (sha256 {data.digest})\n")
+    print(format_report(grouped_report(data, params, args.seeds, args.folds)) + "\n", flush=True)
+    if not args.no_lobo and len(data.benches) > 1:
+        print(format_report(leave_one_out_report(data, params)))
+    return 0
+
+
+COMMANDS = {"train": run_train, "score": run_score, "eval": run_eval}
+
+
+def run(args: argparse.Namespace) -> int:
+    return COMMANDS[args.router_command](args)
