@@ -75,7 +75,7 @@ def _traced(label: str, policies: Path, env: dict[str, str], request: bool) -> N
     port = free_port()
     trace = targets.BENCH / ".logs" / f"strace-{port}.txt"
     log = targets.BENCH / ".logs" / f"gateway-strace-{port}.log"
-    argv = ["strace", "-f", "-e", "trace=connect", "-o", str(trace), str(targets.GATEWAY_BIN), "serve",
+    argv = ["strace", "-f", "-e", "trace=connect", "-o", str(trace), *targets.GATEWAY_COMMAND, "serve",
             "--policies", str(policies), "--port", str(port), "--log-level", "info"]
     proc = spawn(argv, env=env, log=log, cwd=targets.REPO)
     base = f"http://127.0.0.1:{port}"

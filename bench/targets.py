@@ -19,7 +19,10 @@ from bench.procs import Server, answers, free_port, spawn, wait_until
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 PYTHON = sys.executable
-GATEWAY_BIN = Path(PYTHON).parent / "gateway"
+# ``python -P -m gateway``, not the ``gateway`` script: the script names the module its install had
+# (gateway.cli.main), a --gateway-ref snapshot may have another layout; -P keeps the working tree's
+# directory off sys.path so that the snapshot on PYTHONPATH is what runs.
+GATEWAY_COMMAND = (PYTHON, "-P", "-m", "gateway")
 LITELLM_VERSION = "1.108.7"
 LITELLM_VENV = BENCH / ".venv-litellm"
 TOOLS = BENCH / ".venv-tools"  # profilers and other servers, kept out of the gateway's environment
@@ -102,7 +105,7 @@ def start_upstream() -> Server:
 def start_gateway(upstream: Server, policies: Path, spec: GatewaySpec, name: str = "gateway") -> Server:
     """``gateway serve --policies bench/policies``; ready when an ``auto`` request through it returns 200."""
     port = free_port()
-    argv = [str(GATEWAY_BIN), "serve", "--policies", str(policies), "--port", str(port), "--log-level", "warning"]
+    argv = [*GATEWAY_COMMAND, "serve", "--policies", str(policies), "--port", str(port), "--log-level", "warning"]
     proc = spawn([*argv, *spec.args], env=spec.env(upstream), log=_logs() / f"{name}.log", cwd=REPO)
     base = f"http://127.0.0.1:{port}/v1"
     server = Server(name, base, proc, log=_logs() / f"{name}.log")
