@@ -1,4 +1,4 @@
-"""gateway/upstream/caller.py: what a call leaves behind when it fails, how often it retries, how long each attempt may take.
+"""gateway/upstream/caller.py: what a failed call leaves behind, how often it retries, how long an attempt may take.
 
 The provider here is a small fake of the Provider protocol (complete and stream), so that a test can
 raise what no real upstream makes the adapters raise: a bug, a cancellation. The gate and the store
