@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from gateway.policy.decide import decide, refusal
 from gateway.policy.policy_set import PolicySet
 from gateway.policy.visible import visible_models
 from gateway.policyfiles.loader import load_policy_dir
-from gateway.routing.auth import MAX_KEY_LENGTH, authenticate, hash_key, is_admin, presented_key
+from gateway.routing.auth import authenticate, holds_key, is_admin
 from gateway.routing.normalize import normalize
 from gateway.routing.pipeline import Routing
 from gateway.settings import Settings
@@ -241,7 +242,7 @@ async def _readyz(request: Request) -> Response:
         for d in policy.deployments.values()
     }
     ready: dict[str, object] = {"status": "ready", "policy_revision": policy.revision}
-    ready["deployment_counts"] = {state: list(states.values()).count(state) for state in sorted(set(states.values()))}
+    ready["deployment_counts"] = dict(sorted(Counter(states.values()).items()))
     if is_admin(policy, request.headers):
         ready["deployments"] = {
             d.id: d.unavailable or ("circuit breaker not closed" if states[d.id] == "breaker_open" else "ok")
@@ -252,10 +253,8 @@ async def _readyz(request: Request) -> Response:
 
 def _may_read_metrics(policy: PolicySet, headers: Mapping[str, str]) -> bool:
     """Open unless the policy names metrics keys (admin.metrics_keys); then one of them or an admin key."""
-    if not policy.metrics_key_hashes or is_admin(policy, headers):
-        return True
-    key = presented_key(headers)
-    return key is not None and len(key) <= MAX_KEY_LENGTH and hash_key(key) in policy.metrics_key_hashes
+    hashes = policy.metrics_key_hashes
+    return not hashes or is_admin(policy, headers) or holds_key(headers, hashes)
 
 
 async def _metrics(request: Request) -> Response:

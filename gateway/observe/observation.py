@@ -211,8 +211,7 @@ async def observed(
 
     A stream the client leaves (the generator is closed, or its task cancelled) or the upstream breaks is
     recorded with estimated usage (:class:`Usage`), never with none."""
-    status, code = 200, None
-    failure: UpstreamError | None = None  # what broke the stream, for the deployment's breaker
+    failure: UpstreamError | None = None  # what broke the stream: its status and code, and the breaker's outcome
     ending: UsageEstimate | None = None
     waited = 0.0
     chunk: Json | None = outcome.first
@@ -227,7 +226,7 @@ async def observed(
             chunk = await anext(outcome.rest, None)
             waited += time.perf_counter() - before
     except UpstreamError as exc:
-        status, code, ending, failure = exc.status, exc.code, "upstream_failed", exc
+        failure, ending = exc, "upstream_failed"
         tail = encoder.error(exc)
     except (GeneratorExit, asyncio.CancelledError):
         ending = "client_cancelled"
@@ -239,5 +238,6 @@ async def observed(
         if aclose is not None:
             await aclose()
         await outcome.release(failure)
+        status, code = (200, None) if failure is None else (failure.status, failure.code)
         await after(obs.finish(status, code, waited, ending))
     yield tail

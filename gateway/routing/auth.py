@@ -76,11 +76,16 @@ def authenticate(policy: PolicySet, headers: Mapping[str, str]) -> tuple[str, st
 
 
 def is_admin(policy: PolicySet, headers: Mapping[str, str]) -> bool:
+    return holds_key(headers, policy.admin_key_hashes)
+
+
+def holds_key(headers: Mapping[str, str], hashes: frozenset[str]) -> bool:
+    """Whether the request presents a key whose hash is one of ``hashes`` (admin keys, metrics keys)."""
     key = presented_key(headers)
     if key is None or len(key) > MAX_KEY_LENGTH:
         return False
     digest = KNOWN_KEYS.digest(key)
-    if digest not in policy.admin_key_hashes:
+    if digest not in hashes:
         return False
     KNOWN_KEYS.remember(key, digest)
     return True

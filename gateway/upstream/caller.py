@@ -73,7 +73,7 @@ class Streaming:
     rest: AsyncIterator[Json]
     attempts: tuple[Attempt, ...]
     # when the stream ends: its outcome to the breaker (the error that ended it, or None), the lease back
-    release: Callable[..., Awaitable[None]]
+    release: Callable[[UpstreamError | None], Awaitable[None]]
 
 
 @dataclass
@@ -89,7 +89,10 @@ class Caller:
         async def once(dep: Deployment, target: Target) -> Json:
             body = shape.upstream_body(request, target.upstream_model)
             answer = await self.providers(dep.spec.provider).complete(request.endpoint, target, body)
-            if (problem := malformed_usage(answer.get("usage"))) is not None:
+            # usage is what the tenant is billed by: a whole answer with mistyped counts is a bad answer (502,
+            # retried, falls back); a stream's cannot be refused after its first byte and is estimated instead
+            usage = answer.get("usage")
+            if usage is not None and (problem := shape.usage_problem(usage, require_prompt=False)) is not None:
                 raise UpstreamBadResponse(f"deployment {dep.id!r} answered with malformed usage ({problem})")
             return answer
 
@@ -111,7 +114,7 @@ class Caller:
         dep, (first, rest), attempts, entry = await self._first_success(policy, decision, deadline_seconds, once, False)
         started = time.monotonic()
 
-        async def release(error: UpstreamError | None = None) -> None:
+        async def release(error: UpstreamError | None) -> None:
             try:
                 if error is None or error.retryable:
                     await self.gate.record(policy, entry, error is None, time.monotonic() - started)
@@ -215,21 +218,6 @@ class Caller:
             api_key=self.env.get(spec.api_key_env) if spec.api_key_env else None,
             timeout_seconds=max(min(spec.timeout_seconds, remaining), 0.001),
         )
-
-
-def malformed_usage(usage: object) -> str | None:
-    """What is wrong with a whole answer's ``usage`` (a count that is not a non-negative integer), or None.
-
-    Such an answer is a bad answer (502, retried, falls back): usage is what the tenant is billed by.
-    A stream's usage cannot be refused after its first byte; it is estimated (:mod:`gateway.observe.observation`)."""
-    if usage is None:
-        return None
-    if not isinstance(usage, dict):
-        return f"usage is {type(usage).__name__}, not an object"
-    for name, value in usage.items():
-        if name.endswith("_tokens") and value is not None and (type(value) is not int or value < 0):
-            return f"usage.{name} is {str(value)[:40]!r}"
-    return None
 
 
 def _leave_room(deadline: float) -> float:

@@ -38,8 +38,8 @@ class Entry:
     lease: str | None
     probe: bool  # this call is the half-open probe of the shared breaker or of the tenant's
     closed: bool  # the shared breaker was closed when the call was let through
-    tenant_breaker: str = ""  # the key of the tenant's own breaker for this deployment
-    tenant_closed: bool = True  # ... and whether it was closed
+    tenant_breaker: str  # the key of the tenant's own breaker for this deployment
+    tenant_closed: bool  # ... and whether it was closed
 
 
 @dataclass
@@ -55,11 +55,6 @@ _BREAKER_POLICIES: dict[int, tuple[BreakerSpec, BreakerPolicy, BreakerPolicy]] =
 def breaker_policy(policy: PolicySet) -> BreakerPolicy:
     """The shared breaker's settings, built once per policy, not on each of the calls a request makes."""
     return _breaker_policies(policy)[0]
-
-
-def tenant_breaker_policy(policy: PolicySet) -> BreakerPolicy:
-    """A tenant's own breaker: the shared one's settings at half the failure count (rounded up)."""
-    return _breaker_policies(policy)[1]
 
 
 def _breaker_policies(policy: PolicySet) -> tuple[BreakerPolicy, BreakerPolicy]:
@@ -154,7 +149,7 @@ class DeploymentGate:
         shared, own = _breaker_policies(policy)
         by_count = shared.failure_rate is None
         now = time.time()
-        if entry.tenant_breaker and not (ok and entry.tenant_closed and by_count):
+        if not (ok and entry.tenant_closed and by_count):
             status = await self._safe(self.store.breakers.record(entry.tenant_breaker, ok, own, now), None)
             if status == "open" and not ok:
                 log.warning("circuit breaker open for deployment %s for one tenant", entry.tenant_breaker)

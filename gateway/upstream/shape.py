@@ -73,12 +73,13 @@ def usage_of(body: Json) -> tuple[int, int] | None:
     return prompt, _first(usage, "completion_tokens", "output_tokens")
 
 
-def usage_problem(usage: Any) -> str | None:
-    """What is wrong with an upstream's ``usage``, or None when it is usable: an object whose prompt count is
-    there and whose counts are non-negative integers (not strings, floats, booleans or objects)."""
+def usage_problem(usage: Any, *, require_prompt: bool = True) -> str | None:
+    """What is wrong with an upstream's ``usage``, or None when it is usable: an object whose counts are
+    non-negative integers (not strings, floats, booleans or objects) and, with ``require_prompt``, whose
+    prompt count is there. Without it, the check a whole answer must pass (gateway.upstream.caller)."""
     if not isinstance(usage, dict):
         return f"usage is {type(usage).__name__}, not an object"
-    if "prompt_tokens" not in usage and "input_tokens" not in usage:
+    if require_prompt and "prompt_tokens" not in usage and "input_tokens" not in usage:
         return "usage has no prompt_tokens"
     for name in ("prompt_tokens", "input_tokens", "completion_tokens", "output_tokens"):
         value = usage.get(name)

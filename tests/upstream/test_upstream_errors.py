@@ -131,6 +131,7 @@ def test_the_anthropic_sdk_gets_the_same_error_in_its_shape(gateway: str) -> Non
     body = info.value.response.json()
     assert body["type"] == "error" and body["error"]["type"] == "invalid_request_error"
     assert "250 tokens" in body["error"]["message"]
+    assert f"has a context size of {CONTEXT} tokens" in body["error"]["message"], "the gateway's message, not the echo"
 
 
 def test_an_input_error_reported_as_500_is_400_and_leaves_the_breaker_closed(

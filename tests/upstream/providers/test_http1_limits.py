@@ -170,13 +170,6 @@ def endless(piece: bytes, *headers: str, first: bytes = b"") -> Callable[[Upstre
 # -- clients ------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-async def provider() -> AsyncIterator[OpenAICompatibleProvider]:
-    provider = OpenAICompatibleProvider()
-    yield provider
-    await provider.aclose()
-
-
 PoolFactory = Callable[..., http1.Pool]
 
 

@@ -52,13 +52,6 @@ def anyio_backend(request: pytest.FixtureRequest) -> Any:
 
 
 @pytest.fixture
-async def provider() -> AsyncIterator[OpenAICompatibleProvider]:
-    provider = OpenAICompatibleProvider()
-    yield provider
-    await provider.aclose()
-
-
-@pytest.fixture
 async def single() -> AsyncIterator[OpenAICompatibleProvider]:
     """A provider whose pool holds one connection, over all origins."""
     provider = OpenAICompatibleProvider(max_connections=1)
