@@ -10,6 +10,17 @@ CHARS_PER_TOKEN = 4  # no tokenizer: prompts (and output whose usage never came)
 
 
 @dataclass(frozen=True, slots=True)
+class Native:
+    """The client's own body when it came in another API's wire format (Anthropic's Messages API): a deployment
+    that speaks that API gets it as it came, instead of the translation in ``ChatRequest.body``. ``headers`` are
+    the protocol headers to forward with it (``anthropic-version``, ``anthropic-beta``)."""
+
+    api: Literal["anthropic"]
+    body: dict[str, Any]
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class ChatRequest:
     endpoint: Endpoint
     model: str
@@ -25,3 +36,4 @@ class ChatRequest:
     max_tokens: int | None
     prompt_tokens_estimate: int
     data_class: str | None  # from the x-gateway-data-class header, if any
+    native: Native | None = None  # the client's body in its own API, when that is not OpenAI's

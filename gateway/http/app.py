@@ -22,7 +22,7 @@ from starlette.types import Receive, Scope, Send
 from gateway.classify import load_default_classifier
 from gateway.errors import AuthenticationFailed, GatewayError, MethodNotAllowed, ModelNotFound, RouteNotFound
 from gateway.http import edge, fastpath
-from gateway.http.endpoints import messages_endpoint, openai_endpoint
+from gateway.http.endpoints import count_tokens_endpoint, messages_endpoint, openai_endpoint
 from gateway.http.reload import PolicyWatcher
 from gateway.observe.audit import AuditLog
 from gateway.observe.metrics import Metrics
@@ -108,7 +108,8 @@ async def _start(settings: Settings, env: Mapping[str, str] | None, stack: Async
     guards = Guards(store, Outages(lambda feature: metrics.state_errors.labels(feature).inc()))
     gate = DeploymentGate(store, guards.outages)
     classifier = load_default_classifier()
-    routing = Routing(policy, classifier, Caller(providers, gate, lookup), guards, gate)
+    caller = Caller(providers, gate, lookup, passthrough=providers.passthrough)
+    routing = Routing(policy, classifier, caller, guards, gate)
     sinks: list[Sink] = [metrics.record]
     if settings.audit_log:
         audit = AuditLog(settings.audit_log, settings.audit_flush_seconds, shared=settings.workers > 1)
@@ -139,6 +140,7 @@ def _add_routes(app: FastAPI) -> None:
     app.add_api_route("/v1/completions", _completions, methods=["POST"])
     app.add_api_route("/v1/embeddings", _embeddings, methods=["POST"])
     app.add_api_route("/v1/messages", _messages, methods=["POST"])
+    app.add_api_route("/v1/messages/count_tokens", _count_tokens, methods=["POST"])
     app.add_api_route("/v1/models", _models, methods=["GET"])
     app.add_api_route("/v1/models/{model_id:path}", _model, methods=["GET"])
     app.add_api_route("/v1/route/explain", _explain, methods=["POST"])
@@ -166,6 +168,10 @@ async def _embeddings(request: Request) -> Response:
 async def _messages(request: Request) -> Response:
     gw = _gw(request)
     return await messages_endpoint(request, gw.routing, gw.sinks)
+
+
+async def _count_tokens(request: Request) -> Response:
+    return await count_tokens_endpoint(request, _gw(request).routing)
 
 
 HOT: dict[str, fastpath.Handler] = {

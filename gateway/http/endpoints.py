@@ -6,26 +6,33 @@ the finished request to the side channels; settlement and caching run after the 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import orjson
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, InvalidRequest
 from gateway.http import edge, sse
 from gateway.http.fastpath import EventStream
 from gateway.observe.observation import Observation, Sink, observed
 from gateway.observe.record import RequestRecord
-from gateway.request import Endpoint
+from gateway.request import Endpoint, Native
+from gateway.routing import validate
+from gateway.routing.auth import authenticate
 from gateway.routing.normalize import parse_json
 from gateway.routing.pipeline import Cached, Routed, Routing, finish, route
 from gateway.translate import anthropic_messages as anthropic
+from gateway.translate import anthropic_tokens
 from gateway.upstream.caller import Streaming
+from gateway.upstream.providers import anthropic_passthrough as passthrough
+from gateway.upstream.providers.anthropic_passthrough import API_VERSION
 
 JSON = "application/json"
 NO_CACHE = {"cache-control": "no-cache"}
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 Shaper = Callable[[bytes, str], bytes]  # OpenAI answer bytes, model -> the bytes the client gets
 
 
@@ -45,20 +52,63 @@ async def openai_endpoint(request: Request, routing: Routing, sinks: Sequence[Si
 
 
 async def messages_endpoint(request: Request, routing: Routing, sinks: Sequence[Sink]) -> Response:
-    """Anthropic's Messages API in front of the same pipeline; answers and errors in Anthropic's shape."""
+    """Anthropic's Messages API in front of the same pipeline; answers and errors in Anthropic's shape.
+
+    The body is checked (:data:`validate.MESSAGES`) and translated to chat for routing; a deployment that
+    speaks Anthropic's API gets the client's own body (``Native``), any other the translation."""
     headers = edge.header_dict(request)
     rid = edge.request_id(request, headers)
     obs = Observation(sinks, routing.policy, "messages", rid)
     try:
         raw = await edge.read_body(request, routing.policy.limits.max_body_bytes, headers)
-        body = orjson.dumps(anthropic.to_openai(parse_json(raw)))
-        routed = await route(routing, "chat", body, headers, obs.decided)
+        native = Native("anthropic", parse_json(raw), _protocol_headers(headers))
+        validate.check(validate.MESSAGES, native.body)
+        chat = anthropic.to_openai(native.body)
+        routed = await route(routing, "chat", chat, headers, obs.decided, native)
     except GatewayError as exc:
         obs.called_failed(exc)
         obs.finish(exc.status, exc.code)
-        error = anthropic.error_body(exc, request_id=rid)
-        return edge.error_response(exc, rid, routing.policy.revision, error)
+        return _anthropic_error(exc, rid, routing)
     return _answer(routing, routed, obs, rid, False, _to_anthropic, _anthropic_stream)
+
+
+async def count_tokens_endpoint(request: Request, routing: Routing) -> Response:
+    """``POST /v1/messages/count_tokens``: the gateway's estimate (gateway.translate.anthropic_tokens), for a
+    key of any tenant, without routing or calling an upstream."""
+    headers = edge.header_dict(request)
+    rid = edge.request_id(request, headers)
+    try:
+        raw = await edge.read_body(request, routing.policy.limits.max_body_bytes, headers)
+        authenticate(routing.policy, headers)
+        _protocol_headers(headers)
+        body = parse_json(raw)
+        if "max_tokens" in body:
+            raise InvalidRequest("'max_tokens' is not a field of count_tokens.", param="max_tokens")
+        validate.check(validate.MESSAGES, body)
+        tokens = anthropic_tokens.estimate(anthropic.to_openai(body | {"max_tokens": 1}))
+    except GatewayError as exc:
+        return _anthropic_error(exc, rid, routing)
+    return Response(orjson.dumps({"input_tokens": tokens}), media_type=JSON, headers={"x-request-id": rid})
+
+
+def _protocol_headers(headers: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """The ``anthropic-version`` and ``anthropic-beta`` headers, forwarded to Anthropic deployments.
+
+    A version is a date; the gateway speaks the Messages API of 2023-06-01 (the SSE format of today), which
+    later versions keep, so a missing one is 2023-06-01, a later date is taken, an earlier one (2023-01-01,
+    the old stream format) or anything not a date is refused, naming the header."""
+    version = headers.get("anthropic-version") or API_VERSION
+    if not _DATE.fullmatch(version) or version < API_VERSION:
+        raise InvalidRequest(
+            f"anthropic-version {version!r} is not supported; the gateway speaks {API_VERSION} and later.",
+            param="anthropic-version",
+        )
+    beta = headers.get("anthropic-beta")
+    return (("anthropic-version", version), *((("anthropic-beta", beta),) if beta else ()))
+
+
+def _anthropic_error(exc: GatewayError, rid: str, routing: Routing) -> Response:
+    return edge.error_response(exc, rid, routing.policy.revision, anthropic.error_body(exc, request_id=rid))
 
 
 def _answer(
@@ -95,7 +145,7 @@ def _answer(
         response.headers.update({**headers, **NO_CACHE})
         return response
     body = orjson.dumps(outcome.body)
-    obs.answered(outcome.body)
+    obs.answered(passthrough.counted(outcome.body) if outcome.passthrough else outcome.body)
     record = obs.finish(200)
     done = BackgroundTask(finish, routing, routed, record, body) if routed.has_aftermath else None
     return Response(shape_body(body, outcome.deployment.model_id), media_type=JSON, headers=headers, background=done)
@@ -106,7 +156,10 @@ def _same(body: bytes, model: str) -> bytes:
 
 
 def _to_anthropic(body: bytes, model: str) -> bytes:
+    """An OpenAI answer translated; an Anthropic deployment's own message (passed through) as it is."""
     answer = orjson.loads(body)
+    if answer.get("type") == "message":
+        return body
     return orjson.dumps(anthropic.from_openai(answer, answer.get("model") or model))
 
 
@@ -120,4 +173,6 @@ def _openai_stream(
 def _anthropic_stream(
     outcome: Streaming, obs: Observation, after: Callable[[RequestRecord], Awaitable[None]], routed: Routed
 ) -> EventStream:
-    return EventStream(observed(outcome, obs, after, sse.AnthropicEvents(outcome.deployment.model_id)))
+    model = outcome.deployment.model_id
+    encoder = sse.AnthropicPassedEvents(model) if outcome.passthrough else sse.AnthropicEvents(model)
+    return EventStream(observed(outcome, obs, after, encoder))

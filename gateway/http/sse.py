@@ -81,3 +81,25 @@ class AnthropicEvents:
 
     def error(self, exc: UpstreamError) -> bytes:
         return encode_event(*error_event(exc))
+
+
+class AnthropicPassedEvents:
+    """An Anthropic deployment's own events (gateway.upstream.providers.anthropic_passthrough envelopes), as
+    they came but for ``message_start``'s model, which becomes the catalog name."""
+
+    __slots__ = ("model",)
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+
+    def feed(self, envelope: Json) -> bytes:
+        data = envelope["data"]
+        if envelope["event"] == "message_start" and isinstance(data.get("message"), dict):
+            data["message"]["model"] = self.model
+        return encode_event(envelope["event"], data)
+
+    def finish(self) -> bytes:
+        return b""
+
+    def error(self, exc: UpstreamError) -> bytes:
+        return encode_event(*error_event(exc))

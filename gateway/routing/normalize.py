@@ -4,8 +4,8 @@ Bodies nested deeper than :data:`MAX_DEPTH` levels are refused at parse. orjson 
 but writes only 254, and the gateway writes the body again (to the upstream, into the cache key, after
 the Anthropic translation), so a deeper body would fail there, after routing, as a server error.
 128 leaves room for the levels the gateway adds and is far beyond what a real request (a JSON schema in
-``tools`` or ``response_format``) needs. Fields the gateway reads are type-checked here; unknown fields
-pass through untouched.
+``tools`` or ``response_format``) needs. Fields the gateway reads are type-checked here, the other fields
+each API defines by the tables of :mod:`gateway.routing.validate`; unknown fields pass through untouched.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from typing import Any
 import orjson
 
 from gateway.errors import InvalidRequest
-from gateway.request import CHARS_PER_TOKEN, ChatRequest, Endpoint
+from gateway.request import CHARS_PER_TOKEN, ChatRequest, Endpoint, Native
+from gateway.routing.validate import RULES, check, shown
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 _CLASSIFY_CHARS = 4_000  # the classifier reads at most this much text from each end
@@ -52,8 +53,13 @@ def depth(value: Any) -> int:
     return levels
 
 
-def normalize(endpoint: Endpoint, raw: bytes, headers: Mapping[str, str]) -> ChatRequest:
-    body = parse_json(raw)
+def normalize(
+    endpoint: Endpoint, raw: bytes | dict[str, Any], headers: Mapping[str, str], native: Native | None = None
+) -> ChatRequest:
+    """``raw`` is the body's bytes, or a body already parsed and checked (a translation's, next to ``native``)."""
+    body = raw if isinstance(raw, dict) else parse_json(raw)
+    if native is None:
+        check(RULES[endpoint], body)
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequest("'model' is required and must be a non-empty string.", param="model")
@@ -81,13 +87,8 @@ def normalize(endpoint: Endpoint, raw: bytes, headers: Mapping[str, str]) -> Cha
         max_tokens=_max_tokens(body),
         prompt_tokens_estimate=max(1, len(text) // CHARS_PER_TOKEN),
         data_class=headers.get("x-gateway-data-class") or None,
+        native=native,
     )
-
-
-def shown(value: Any, limit: int = 80) -> str:
-    """A client's value as an error message quotes it: its repr, cut short, since the value may be megabytes."""
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _flag(body: Mapping[str, Any], name: str) -> bool:
@@ -123,12 +124,21 @@ def _chat_text(messages: Any) -> tuple[list[str], str, int, bool]:
                 param=f"messages[{index}].role",
             )
         _tool_calls(message.get("tool_calls"), f"messages[{index}].tool_calls")
+        if message.get("content") is None and not (role == "assistant" and _calls(message)):
+            raise InvalidRequest(
+                f"messages[{index}].content is required (only an assistant turn with tool calls may omit it).",
+                param=f"messages[{index}].content",
+            )
         text, has_image = _content_text(message.get("content"), f"messages[{index}].content")
         vision = vision or has_image
         texts.append(text)
         if role == "user":
             last_user, turns = text, turns + 1
     return texts, last_user, turns, vision
+
+
+def _calls(message: Mapping[str, Any]) -> bool:
+    return bool(message.get("tool_calls") or message.get("function_call") or message.get("audio"))
 
 
 def _tool_calls(calls: Any, param: str) -> None:
@@ -157,7 +167,7 @@ def _content_text(content: Any, param: str) -> tuple[str, bool]:
             raise InvalidRequest(f"'{param}[{index}]' must be a content part with a 'type'.", param=f"{param}[{index}]")
         if isinstance(part.get("text"), str):
             parts.append(part["text"])
-        image = image or part["type"] in ("image_url", "input_image", "image")
+        image = image or part["type"] in ("image_url", "input_image", "image", "file")  # a file: a PDF
     return "\n".join(parts), image
 
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from gateway.classify.base import Classifier
 from gateway.observe.record import RequestRecord
 from gateway.policy.decide import Decision, decide, refusal
 from gateway.policy.policy_set import PolicySet
-from gateway.request import ChatRequest, Endpoint
+from gateway.request import ChatRequest, Endpoint, Native
 from gateway.routing.auth import authenticate
 from gateway.routing.normalize import normalize
 from gateway.state.guards import Grant, Guards
@@ -59,13 +60,15 @@ class Routed:
 async def route(
     routing: Routing,
     endpoint: Endpoint,
-    raw: bytes,
+    raw: bytes | dict[str, Any],
     headers: Mapping[str, str],
     on_decision: Callable[[Decision, str], None],
+    native: Native | None = None,
 ) -> Routed:
+    """``native``: the client's own body when ``raw`` is its translation (Anthropic's Messages API)."""
     policy, guards = routing.policy, routing.guards
     tenant, key_hash = authenticate(policy, headers)
-    request = normalize(endpoint, raw, headers)
+    request = normalize(endpoint, raw, headers, native)
     downgrade = await guards.over_downgrade_line(policy, tenant)
     decision = decide(policy, tenant, request, routing.classifier, await routing.gate.unhealthy(policy), downgrade)
     on_decision(decision, request.text)

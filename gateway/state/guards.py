@@ -176,8 +176,11 @@ class Guards:
         spec = (route.cache if route else None) or policy.tenants[decision.tenant].cache
         if spec is None:
             return None
-        digest = hashlib.sha256(orjson.dumps(request.body, option=orjson.OPT_SORT_KEYS)).hexdigest()
-        return f"cache:{decision.tenant}:{policy.revision}:{request.endpoint}:{digest}", spec.ttl_seconds
+        # a request in another API (Anthropic's) is keyed by its own body: its answer may be that API's (passed through)
+        native = request.native
+        body, endpoint = (request.body, request.endpoint) if native is None else (native.body, "messages")
+        digest = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+        return f"cache:{decision.tenant}:{policy.revision}:{endpoint}:{digest}", spec.ttl_seconds
 
     async def cached(self, policy: PolicySet, key: str) -> bytes | None:
         return await self._guarded("cache", policy.state.cache_fail, self.store.cache.get(key), None)

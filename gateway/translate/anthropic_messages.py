@@ -9,12 +9,8 @@ Request, Anthropic -> OpenAI:
     system (string or text blocks)       -> first message, role "system" (blocks joined with a newline);
                                             a ``role: "system"`` message (typed by newer SDKs) likewise, in place
     string content                       -> the same string
-    text / image blocks (user)           -> content parts; image base64 -> ``data:`` URL, url -> URL
-    text blocks (assistant)              -> one string, joined without separator
-    tool_use blocks (assistant)          -> ``tool_calls``; arguments = JSON of ``input``; the id is kept verbatim
-    tool_result blocks (user)            -> ``role: "tool"`` messages, before the rest of that user turn; content is
-                                            the string or the text blocks joined with a newline; ``is_error: true``
-                                            prefixes "Error: " (OpenAI has no error flag on tool messages)
+    content blocks                       -> see gateway.translate.anthropic_content (text, images, documents,
+                                            tool_use, tool_result with its images and documents)
     max_tokens, temperature, top_p       -> same names
     top_k                                -> ``top_k``: not an OpenAI field, passed for upstreams that take it (vLLM)
     stop_sequences                       -> stop
@@ -26,8 +22,10 @@ Request, Anthropic -> OpenAI:
     metadata.user_id                     -> user
 Dropped on purpose: ``thinking`` and thinking / redacted_thinking blocks of assistant turns (no portable
 equivalent), ``cache_control`` and ``citations`` on blocks, and every other top-level field (service_tier,
-container, mcp_servers, ...). Refused with ``InvalidRequest`` naming the field: anything malformed, and what the
-gateway cannot carry: document and server-tool blocks, images inside tool_result, file image sources, server tools.
+container, mcp_servers, ...). These are not lost when the deployment speaks Anthropic's API: the gateway then
+sends the client's own body (gateway.upstream.providers.anthropic_passthrough), and this translation only
+routes the request. Refused with ``InvalidRequest`` naming the field: anything malformed, and what the gateway
+cannot carry: server tools and the block sources listed in anthropic_content.
 
 Response, OpenAI -> Anthropic (choice 0 only):
     content (or refusal, when content is empty) -> one text block; reasoning fields are dropped
@@ -51,11 +49,10 @@ from typing import Any
 import orjson
 
 from gateway.errors import GatewayError, InvalidRequest, UpstreamBadResponse
+from gateway.translate import anthropic_content as content_blocks
+from gateway.translate.anthropic_content import Json, blocks, string, text_of
+from gateway.translate.anthropic_content import shown as _shown
 
-Json = dict[str, Any]
-
-IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
-_THINKING_BLOCKS = frozenset({"thinking", "redacted_thinking"})
 _TOOL_CHOICES = {"auto": "auto", "any": "required", "none": "none"}
 STOP_REASONS = {
     "stop": "end_turn",
@@ -138,7 +135,7 @@ def _system(content: Any, param: str, *, required: bool = False) -> list[Json]:
     if isinstance(content, str):
         texts = [content]
     elif isinstance(content, list):
-        texts = [_text(block, where) for where, block in _blocks(content, param, {"text"})] if content else []
+        texts = [text_of(block, where) for where, block in blocks(content, param, {"text"})] if content else []
     else:
         raise InvalidRequest(f"'{param}' must be a string or an array of text blocks.", param=param)
     text = "\n".join(texts)
@@ -155,9 +152,9 @@ def _messages(messages: Any) -> list[Json]:
             raise InvalidRequest(f"'{param}' must be an object.", param=param)
         role, content = message.get("role"), message.get("content")
         if role == "user":
-            out += _user(content, f"{param}.content")
+            out += content_blocks.user(content, f"{param}.content")
         elif role == "assistant":
-            out.append(_assistant(content, f"{param}.content"))
+            out.append(content_blocks.assistant(content, f"{param}.content"))
         elif role == "system":
             out += _system(content, f"{param}.content", required=True)
         else:
@@ -165,107 +162,6 @@ def _messages(messages: Any) -> list[Json]:
                 f"'{param}.role' must be 'user' or 'assistant', got {_shown(role)}.", param=f"{param}.role"
             )
     return out
-
-
-def _blocks(content: Any, param: str, allowed: set[str]) -> list[tuple[str, Json]]:
-    """Each block of ``content`` with its param path; a block whose ``type`` is not allowed raises."""
-    if not isinstance(content, list) or not content:
-        raise InvalidRequest(f"'{param}' must be a string or a non-empty array of content blocks.", param=param)
-    out = []
-    for index, block in enumerate(content):
-        where = f"{param}[{index}]"
-        if not isinstance(block, dict) or not isinstance(block.get("type"), str):
-            raise InvalidRequest(f"'{where}' must be a content block with a 'type'.", param=where)
-        if block["type"] not in allowed:
-            kinds = ", ".join(sorted(allowed - _THINKING_BLOCKS))
-            raise InvalidRequest(
-                f"'{where}.type' {_shown(block['type'])} is not supported here; the gateway takes {kinds}.",
-                param=f"{where}.type",
-            )
-        out.append((where, block))
-    return out
-
-
-def _user(content: Any, param: str) -> list[Json]:
-    if isinstance(content, str):
-        return [{"role": "user", "content": content}]
-    results, parts = [], []
-    for where, block in _blocks(content, param, {"text", "image", "tool_result"}):
-        if block["type"] == "tool_result":
-            results.append(_tool_result(block, where))
-        elif block["type"] == "image":
-            parts.append(_image(block, where))
-        else:
-            parts.append({"type": "text", "text": _text(block, where)})
-    return results + ([{"role": "user", "content": parts}] if parts else [])
-
-
-def _assistant(content: Any, param: str) -> Json:
-    if isinstance(content, str):
-        return {"role": "assistant", "content": content}
-    texts, calls = [], []
-    for where, block in _blocks(content, param, {"text", "tool_use", *_THINKING_BLOCKS}):
-        if block["type"] == "text":
-            texts.append(_text(block, where))
-        elif block["type"] == "tool_use":
-            calls.append(_tool_call(block, where))
-    message: Json = {"role": "assistant", "content": "".join(texts) or (None if calls else "")}
-    return message | ({"tool_calls": calls} if calls else {})
-
-
-def _text(block: Json, where: str) -> str:
-    text = block.get("text")
-    if not isinstance(text, str):
-        raise InvalidRequest(f"'{where}.text' must be a string.", param=f"{where}.text")
-    return text
-
-
-def _string(block: Json, name: str, where: str) -> str:
-    value = block.get(name)
-    if not isinstance(value, str) or not value:
-        raise InvalidRequest(f"'{where}.{name}' must be a non-empty string.", param=f"{where}.{name}")
-    return value
-
-
-def _image(block: Json, where: str) -> Json:
-    source, param = block.get("source"), f"{where}.source"
-    if not isinstance(source, dict):
-        raise InvalidRequest(f"'{param}' must be an object.", param=param)
-    if source.get("type") == "url":
-        url = _string(source, "url", param)
-    elif source.get("type") == "base64":
-        media_type = source.get("media_type")
-        if not isinstance(media_type, str) or media_type not in IMAGE_MEDIA_TYPES:
-            allowed = ", ".join(sorted(IMAGE_MEDIA_TYPES))
-            raise InvalidRequest(
-                f"'{param}.media_type' must be one of {allowed}, got {_shown(media_type)}.", param=f"{param}.media_type"
-            )
-        url = f"data:{media_type};base64,{_string(source, 'data', param)}"
-    else:
-        raise InvalidRequest(
-            f"'{param}.type' must be 'base64' or 'url', got {_shown(source.get('type'))}.", param=f"{param}.type"
-        )
-    return {"type": "image_url", "image_url": {"url": url}}
-
-
-def _tool_call(block: Json, where: str) -> Json:
-    ident, name = _string(block, "id", where), _string(block, "name", where)
-    arguments = block.get("input", {})
-    if not isinstance(arguments, dict):
-        raise InvalidRequest(f"'{where}.input' must be an object.", param=f"{where}.input")
-    function = {"name": name, "arguments": orjson.dumps(arguments).decode()}
-    return {"id": ident, "type": "function", "function": function}
-
-
-def _tool_result(block: Json, where: str) -> Json:
-    ident, content = _string(block, "tool_use_id", where), block.get("content")
-    if not content or isinstance(content, str):
-        text = content or ""
-    else:
-        text = "\n".join(_text(part, at) for at, part in _blocks(content, f"{where}.content", {"text"}))
-    if block.get("is_error") is True:
-        text = f"Error: {text}"
-    return {"role": "tool", "tool_call_id": ident, "content": text}
 
 
 def _tools(body: Json) -> Json:
@@ -287,7 +183,7 @@ def _function(tool: Any, where: str) -> Json:
             "only custom tools (name, description, input_schema) are supported.",
             param=f"{where}.type",
         )
-    function: Json = {"name": _string(tool, "name", where)}
+    function: Json = {"name": string(tool, "name", where)}
     description = tool.get("description")
     if description is not None:
         if not isinstance(description, str):
@@ -319,12 +215,6 @@ def _tool_choice(choice: Any, names: list[str]) -> Json:
         picked = {"type": "function", "function": {"name": name}}
     parallel = {"parallel_tool_calls": False} if choice.get("disable_parallel_tool_use") is True else {}
     return {"tool_choice": picked} | parallel
-
-
-def _shown(value: Any, limit: int = 80) -> str:
-    """A client's value as an error message quotes it: its repr, cut short, since it may be megabytes."""
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "..."
 
 
 # ---- response: OpenAI -> Anthropic ---------------------------------------------------------------
@@ -421,9 +311,13 @@ def error_type(status: int) -> str:
 
 
 def error_body(exc: GatewayError, *, request_id: str | None = None) -> Json:
-    """Anthropic's error shape: no room for the gateway's ``code`` and ``param`` (the message names the field)."""
-    body: Json = {"type": "error", "error": {"type": error_type(exc.status), "message": exc.message}}
-    return body | ({"request_id": request_id} if request_id else {})
+    """Anthropic's error shape, ``{"type": "error", "error": {"type", "message"}, "request_id"}``, with the
+    gateway's ``code`` (``model_not_capable``, ...) and ``param`` (the field) beside ``type`` and ``message``:
+    extra keys, which the anthropic SDKs keep and ignore."""
+    error: Json = {"type": error_type(exc.status), "message": exc.message}
+    error |= {"code": exc.code} if exc.code else {}
+    error |= {"param": exc.param} if exc.param else {}
+    return {"type": "error", "error": error} | ({"request_id": request_id} if request_id else {})
 
 
 def error_event(exc: GatewayError) -> tuple[str, Json]:

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from gateway.errors import UpstreamBadResponse
-from gateway.translate.anthropic_messages import Json, message_id, new_id, stop_reason, usage
+from gateway.translate.anthropic_content import Json
+from gateway.translate.anthropic_messages import message_id, new_id, stop_reason, usage
 
 Event = tuple[str, Json]
 _TEXT: Final = object()  # the key of an open text block; a tool block's key is its _Tool

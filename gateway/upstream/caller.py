@@ -35,6 +35,7 @@ from gateway.policy.policy_set import Deployment, PolicySet
 from gateway.request import ChatRequest
 from gateway.upstream import shape
 from gateway.upstream.gate import DeploymentGate, Entry
+from gateway.upstream.providers.anthropic_passthrough import AnthropicPassthrough, speaks
 from gateway.upstream.providers.base import Json, Provider, Target
 
 T = TypeVar("T")
@@ -64,6 +65,7 @@ class Completed:
     deployment: Deployment
     body: Json
     attempts: tuple[Attempt, ...]
+    passthrough: bool = False  # the body is the deployment's own answer in the client's API (request.native)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +76,7 @@ class Streaming:
     attempts: tuple[Attempt, ...]
     # when the stream ends: its outcome to the breaker (the error that ended it, or None), the lease back
     release: Callable[[UpstreamError | None], Awaitable[None]]
+    passthrough: bool = False  # the chunks are the deployment's own events in the client's API (request.native)
 
 
 @dataclass
@@ -82,13 +85,20 @@ class Caller:
     gate: DeploymentGate
     env: Mapping[str, str]  # where api_key_env names are looked up
     backoff_seconds: float = 0.05
+    passthrough: AnthropicPassthrough | None = None  # for deployments that take the client's own body
+
+    def _passes(self, dep: Deployment, request: ChatRequest) -> bool:
+        return self.passthrough is not None and speaks(dep.spec.provider, request.native)
 
     async def complete(
         self, policy: PolicySet, decision: Decision, request: ChatRequest, deadline_seconds: float
     ) -> Completed:
         async def once(dep: Deployment, target: Target) -> Json:
-            body = shape.upstream_body(request, target.upstream_model)
-            answer = await self.providers(dep.spec.provider).complete(request.endpoint, target, body)
+            if self.passthrough is not None and request.native is not None and self._passes(dep, request):
+                answer = await self.passthrough.complete(target, request.native)
+            else:
+                body = shape.upstream_body(request, target.upstream_model)
+                answer = await self.providers(dep.spec.provider).complete(request.endpoint, target, body)
             # usage is what the tenant is billed by: a whole answer with mistyped counts is a bad answer (502,
             # retried, falls back); a stream's cannot be refused after its first byte and is estimated instead
             usage = answer.get("usage")
@@ -98,14 +108,17 @@ class Caller:
 
         dep, body, attempts, entry = await self._first_success(policy, decision, deadline_seconds, once, True)
         await self.gate.leave(entry)
-        return Completed(dep, shape.response(body, dep.model_id), attempts)
+        return Completed(dep, shape.response(body, dep.model_id), attempts, self._passes(dep, request))
 
     async def stream(
         self, policy: PolicySet, decision: Decision, request: ChatRequest, deadline_seconds: float
     ) -> Streaming:
         async def once(dep: Deployment, target: Target) -> tuple[Json, AsyncIterator[Json]]:
-            body = shape.upstream_body(request, target.upstream_model)
-            chunks = self.providers(dep.spec.provider).stream(request.endpoint, target, body)
+            if self.passthrough is not None and request.native is not None and self._passes(dep, request):
+                chunks = self.passthrough.stream(target, request.native)
+            else:
+                body = shape.upstream_body(request, target.upstream_model)
+                chunks = self.providers(dep.spec.provider).stream(request.endpoint, target, body)
             try:
                 return await anext(chunks), chunks
             except StopAsyncIteration:
@@ -121,7 +134,7 @@ class Caller:
             finally:
                 await self.gate.leave(entry)
 
-        return Streaming(dep, first, rest, attempts, release)
+        return Streaming(dep, first, rest, attempts, release, self._passes(dep, request))
 
     async def _first_success(
         self,

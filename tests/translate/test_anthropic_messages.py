@@ -262,7 +262,21 @@ INVALID: list[tuple[dict[str, Any], str]] = [
     ({"messages": [user([])]}, "messages[0].content"),
     ({"messages": [user([{"text": "no type"}])]}, "messages[0].content[0]"),
     ({"messages": [user([{"type": "text", "text": 5}])]}, "messages[0].content[0].text"),
-    ({"messages": [user([{"type": "document", "source": {}}])]}, "messages[0].content[0].type"),
+    ({"messages": [user([{"type": "document", "source": {}}])]}, "messages[0].content[0].source.type"),
+    (
+        {"messages": [user([{"type": "document", "source": {"type": "url", "url": "https://x/a.pdf"}}])]},
+        "messages[0].content[0].source.type",
+    ),
+    (
+        {"messages": [user([{"type": "document", "source": {"type": "base64", "media_type": "text/csv", "data": "x"}}])]},
+        "messages[0].content[0].source.media_type",
+    ),
+    ({"messages": [user([{"type": "document", "source": {"type": "text"}}])]}, "messages[0].content[0].source.data"),
+    (
+        {"messages": [user([{"type": "document", "title": 5, "source": {"type": "text", "data": "x"}}])]},
+        "messages[0].content[0].title",
+    ),
+    ({"messages": [user([{"type": "search_result", "source": "x"}])]}, "messages[0].content[0].type"),
     ({"messages": [user([{"type": "tool_use", "id": "t", "name": "n", "input": {}}])]}, "messages[0].content[0].type"),
     ({"messages": [user([{"type": "image"}])]}, "messages[0].content[0].source"),
     (
@@ -289,7 +303,7 @@ INVALID: list[tuple[dict[str, Any], str]] = [
                 user([{"type": "tool_result", "tool_use_id": "t", "content": [{"type": "image", "source": {}}]}])
             ]
         },
-        "messages[0].content[0].content[0].type",
+        "messages[0].content[0].content[0].source.type",
     ),
     (
         {"messages": [{"role": "assistant", "content": [{"type": "tool_result", "tool_use_id": "t"}]}]},
@@ -518,7 +532,8 @@ ERRORS: list[tuple[errors.GatewayError, str]] = [
 @pytest.mark.parametrize(("exc", "kind"), ERRORS, ids=[type(e).__name__ + str(e.status) for e, _ in ERRORS])
 def test_error_body_has_anthropic_shape_and_type(exc: errors.GatewayError, kind: str) -> None:
     body = error_body(exc)
-    assert body == {"type": "error", "error": {"type": kind, "message": exc.message}}
+    extra = {"code": exc.code} | ({"param": exc.param} if exc.param else {})
+    assert body == {"type": "error", "error": {"type": kind, "message": exc.message} | extra}
     anthropic.types.ErrorResponse.model_validate(body)
 
 
@@ -535,7 +550,8 @@ def test_error_body_carries_a_request_id_when_given() -> None:
 def test_error_event_and_its_encoding() -> None:
     name, data = error_event(errors.UpstreamTimeout("The upstream took too long."))
     assert name == "error"
-    assert data == {"type": "error", "error": {"type": "timeout_error", "message": "The upstream took too long."}}
+    error = {"type": "timeout_error", "message": "The upstream took too long.", "code": "upstream_timeout"}
+    assert data == {"type": "error", "error": error}
     raw = encode_event(name, data)
     head, line, end = raw.split(b"\n", 2)
     assert (head, end) == (b"event: error", b"\n")

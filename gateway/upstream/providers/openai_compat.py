@@ -152,6 +152,9 @@ class _DataLines:
         return [line[5:].strip()] if line.startswith(b"data:") else []
 
 
+DataLines, LineTooLong = _DataLines, _LineTooLong  # also the line reader of the Anthropic passthrough's streams
+
+
 def _chunk(target: Target, data: bytes) -> Json | None:
     try:
         chunk = orjson.loads(data)

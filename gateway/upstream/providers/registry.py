@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from gateway.policy.policy_set import PolicySet
+from gateway.upstream.providers.anthropic_passthrough import AnthropicPassthrough
 from gateway.upstream.providers.base import Provider
 from gateway.upstream.providers.openai_compat import OpenAICompatibleProvider
 
@@ -16,6 +17,7 @@ class Providers:
     def __init__(self, policy: PolicySet) -> None:
         self._by_kind: dict[str, Provider] = {OPENAI_COMPATIBLE: OpenAICompatibleProvider()}
         self._translated: Provider | None = None
+        self.passthrough = AnthropicPassthrough()  # Anthropic Messages clients to Anthropic deployments
         self.ensure(policy)
 
     def ensure(self, policy: PolicySet) -> None:
@@ -38,3 +40,4 @@ class Providers:
     async def aclose(self) -> None:
         for provider in set(self._by_kind.values()):
             await provider.aclose()
+        await self.passthrough.aclose()

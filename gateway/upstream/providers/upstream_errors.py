@@ -20,7 +20,8 @@ counted against the deployment's circuit breaker (the deployment is healthy; the
     llama.cpp   500  "... exceeds the available context size ..." (older builds, without the 400 type)
     vLLM / TGI  500  "... maximum context length ..." / "Input validation error: ..."
 Every other status keeps its meaning: 429 rate limited, 408/504 timeout, 401/403/404 and other 5xx
-unavailable (the deployment is misconfigured or down: fall back), other 4xx rejected.
+unavailable (the deployment is misconfigured or down: fall back), other 4xx rejected, with the upstream's
+``error.param`` kept when it is a field path (the one part of its error a client needs to fix the request).
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ _INPUT_AS_SERVER_ERROR: Final = re.compile(
     r"is too large to process|exceeds the available context size|maximum context length|input validation error",
     re.I,
 )
+_PARAM: Final = re.compile(r"[A-Za-z0-9_.\[\]-]{1,128}")
 _SECRETS: Final = (
     re.compile(r"(bearer\s+)[^\s\"',;]+", re.I),
     re.compile(r"\b(sk-|sk_|key-)[A-Za-z0-9_\-]{6,}"),
@@ -88,7 +90,7 @@ def status_error(
         return UpstreamRejected(f"{where}: the deployment could not process this input")
     if status >= 500 or status in (401, 403, 404):
         return UpstreamUnavailable(where, retry_after=retry_after if status == 503 else None)
-    return UpstreamRejected(f"{where}: the deployment refused the request")
+    return UpstreamRejected(f"{where}: the deployment refused the request", param=error_param(body))
 
 
 def stream_error(deployment: str, chunk: dict[str, Any], api_key: str | None = None) -> UpstreamError:
@@ -130,6 +132,14 @@ def error_text(body: Any) -> str:
         return error
     message = body.get("message")
     return message if isinstance(message, str) else ""
+
+
+def error_param(body: Any) -> str | None:
+    """The field an upstream's 400 names (OpenAI's ``error.param``), kept for the client: a field path, so
+    only a short one of name characters (``messages[0].content``), never free text."""
+    error = body.get("error") if isinstance(body, dict) else None
+    param = error.get("param") if isinstance(error, dict) else None
+    return param if isinstance(param, str) and _PARAM.fullmatch(param) else None
 
 
 def redact(text: str, api_key: str | None = None) -> str:
