@@ -90,10 +90,16 @@ def test_errors_come_in_anthropics_shape(example_gateway: str, client: anthropic
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 IMAGE: Any = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}}
 PDF: Any = {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0xLjQK"}}
-NOTE: Any = {"type": "document", "title": "Memo", "source": {"type": "text", "media_type": "text/plain", "data": "Q3 up."}}
+NOTE: Any = {
+    "type": "document",
+    "title": "Memo",
+    "source": {"type": "text", "media_type": "text/plain", "data": "Q3 up."},
+}
 
 
-def test_a_tool_loop_of_several_turns_on_a_self_hosted_deployment(client: anthropic.Anthropic, upstreams: Upstreams) -> None:
+def test_a_tool_loop_of_several_turns_on_a_self_hosted_deployment(
+    client: anthropic.Anthropic, upstreams: Upstreams
+) -> None:
     messages: list[Any] = [{"role": "user", "content": "Weather in Paris?"}]
     ids = []
     for city in ("Paris", "Rome", "Oslo"):
@@ -114,14 +120,17 @@ def test_a_tool_loop_of_several_turns_on_a_self_hosted_deployment(client: anthro
     assert len(set(ids)) == 3 and upstreams.controls["b"].count() == 6
 
 
-def test_count_tokens_is_an_estimate_without_an_upstream(example_gateway: str, client: anthropic.Anthropic, upstreams: Upstreams) -> None:
+def test_count_tokens_is_an_estimate_without_an_upstream(
+    example_gateway: str, client: anthropic.Anthropic, upstreams: Upstreams
+) -> None:
     short = client.messages.count_tokens(model="auto", messages=HI)
     longer = client.messages.count_tokens(model="auto", messages=HI, system="Be brief. " * 100, tools=[WEATHER])
     image = client.messages.count_tokens(model="auto", messages=[{"role": "user", "content": [IMAGE]}])
     assert 0 < short.input_tokens < longer.input_tokens and image.input_tokens >= 1600
     assert sum(c.count() for c in upstreams.controls.values()) == 0
-    with anthropic.Anthropic(base_url=example_gateway, api_key="wrong", max_retries=0) as bad, pytest.raises(
-        anthropic.AuthenticationError
+    with (
+        anthropic.Anthropic(base_url=example_gateway, api_key="wrong", max_retries=0) as bad,
+        pytest.raises(anthropic.AuthenticationError),
     ):
         bad.messages.count_tokens(model="auto", messages=HI)
     with pytest.raises(anthropic.BadRequestError) as refused:
@@ -129,7 +138,9 @@ def test_count_tokens_is_an_estimate_without_an_upstream(example_gateway: str, c
     assert refused.value.body["error"]["param"] == "messages[0].content"  # type: ignore[index]
 
 
-def test_images_reach_a_capable_target_and_an_incapable_one_is_a_400(client: anthropic.Anthropic, upstreams: Upstreams) -> None:
+def test_images_reach_a_capable_target_and_an_incapable_one_is_a_400(
+    client: anthropic.Anthropic, upstreams: Upstreams
+) -> None:
     turn: Any = [{"role": "user", "content": [{"type": "text", "text": "What is this?"}, IMAGE]}]
     client.messages.create(model="gpt-4.1-mini", max_tokens=50, messages=turn)
     parts = upstreams.controls["c"].calls()[0].body["messages"][0]["content"]
@@ -144,8 +155,15 @@ def test_images_reach_a_capable_target_and_an_incapable_one_is_a_400(client: ant
 def test_documents_and_tool_result_images_degrade_for_openai_format_targets(
     client: anthropic.Anthropic, upstreams: Upstreams
 ) -> None:
-    calls: Any = {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {}}]}
-    result: Any = {"type": "tool_result", "tool_use_id": "toolu_1", "content": [{"type": "text", "text": "map:"}, IMAGE]}
+    calls: Any = {
+        "role": "assistant",
+        "content": [{"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {}}],
+    }
+    result: Any = {
+        "type": "tool_result",
+        "tool_use_id": "toolu_1",
+        "content": [{"type": "text", "text": "map:"}, IMAGE],
+    }
     messages: Any = [HI[0], calls, {"role": "user", "content": [result, NOTE, PDF]}]
     client.messages.create(model="gpt-4.1-mini", max_tokens=50, messages=messages, tools=[WEATHER])
     sent = upstreams.controls["c"].calls()[0].body["messages"]
@@ -159,7 +177,9 @@ def test_documents_and_tool_result_images_degrade_for_openai_format_targets(
         client.messages.create(model="gpt-oss-120b", max_tokens=50, messages=[{"role": "user", "content": [PDF]}])
 
 
-def test_stop_sequences_metadata_and_tool_choice_reach_the_upstream(client: anthropic.Anthropic, upstreams: Upstreams) -> None:
+def test_stop_sequences_metadata_and_tool_choice_reach_the_upstream(
+    client: anthropic.Anthropic, upstreams: Upstreams
+) -> None:
     client.messages.create(
         model="gpt-oss-120b",
         max_tokens=50,

@@ -47,7 +47,9 @@ def _no_upstream_called(upstreams: Upstreams) -> None:
     assert sum(control.count() for control in upstreams.controls.values()) == 0
 
 
-@pytest.mark.parametrize(("path", "body", "fields", "param"), OPENAI_CASES, ids=[f"{c[0]}:{c[3]}" for c in OPENAI_CASES])
+@pytest.mark.parametrize(
+    ("path", "body", "fields", "param"), OPENAI_CASES, ids=[f"{c[0]}:{c[3]}" for c in OPENAI_CASES]
+)
 def test_openai_endpoints_refuse_a_bad_field_in_openais_shape(
     http: httpx.Client, upstreams: Upstreams, path: str, body: dict[str, Any], fields: dict[str, Any], param: str
 ) -> None:
@@ -81,7 +83,7 @@ def test_messages_refuses_a_bad_field_in_anthropics_shape(
     assert answer.status_code == 400
     body = answer.json()
     assert body["type"] == "error" and body["error"]["type"] == "invalid_request_error"
-    assert body["error"]["param"] == param and f"{param.split('[')[0]}" in body["error"]["message"]
+    assert body["error"]["param"] == param and f"{param.split('[', maxsplit=1)[0]}" in body["error"]["message"]
     assert body["request_id"] == answer.headers["x-request-id"]
     _no_upstream_called(upstreams)
 

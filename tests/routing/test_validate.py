@@ -74,7 +74,10 @@ def test_a_bad_value_is_refused_naming_its_field(api: str, field: str, good: Any
 
 @pytest.mark.parametrize("api", sorted(RULES))
 def test_null_and_unknown_fields_pass(api: str) -> None:
-    check(RULES[api], {"temperature": None, "n": None, "repetition_penalty": "anything", "min_p": [1], "x-vendor": {"a": 1}})
+    check(
+        RULES[api],
+        {"temperature": None, "n": None, "repetition_penalty": "anything", "min_p": [1], "x-vendor": {"a": 1}},
+    )
 
 
 def test_the_first_bad_field_in_body_order_is_named() -> None:

@@ -268,7 +268,11 @@ INVALID: list[tuple[dict[str, Any], str]] = [
         "messages[0].content[0].source.type",
     ),
     (
-        {"messages": [user([{"type": "document", "source": {"type": "base64", "media_type": "text/csv", "data": "x"}}])]},
+        {
+            "messages": [
+                user([{"type": "document", "source": {"type": "base64", "media_type": "text/csv", "data": "x"}}])
+            ]
+        },
         "messages[0].content[0].source.media_type",
     ),
     ({"messages": [user([{"type": "document", "source": {"type": "text"}}])]}, "messages[0].content[0].source.data"),

@@ -167,9 +167,7 @@ def _stream_error(target: Target, event: Json) -> UpstreamError:
     error: Json = found if isinstance(found, dict) else {}
     text = str(error.get("message") or "")
     kind = error.get("type")
-    log.warning(
-        "deployment %s failed mid-stream (%s): %s", target.deployment, kind, redact(text, target.api_key)[:500]
-    )
+    log.warning("deployment %s failed mid-stream (%s): %s", target.deployment, kind, redact(text, target.api_key)[:500])
     return UpstreamUnavailable(f"deployment {target.deployment!r} failed mid-stream ({kind})")
 
 

@@ -14,7 +14,11 @@ import pytest
 from tests.conftest import Upstreams
 
 SYSTEM: Any = [{"type": "text", "text": "You are terse.", "cache_control": {"type": "ephemeral", "ttl": "1h"}}]
-PDF: Any = {"type": "document", "source": {"type": "url", "url": "https://example.com/q3.pdf"}, "citations": {"enabled": True}}
+PDF: Any = {
+    "type": "document",
+    "source": {"type": "url", "url": "https://example.com/q3.pdf"},
+    "citations": {"enabled": True},
+}
 MESSAGES: Any = [
     {"role": "user", "content": [{"type": "text", "text": "Summarise", "cache_control": {"type": "ephemeral"}}]},
     {
@@ -24,7 +28,13 @@ MESSAGES: Any = [
             {"type": "text", "text": "Which document?"},
         ],
     },
-    {"role": "user", "content": [{"type": "text", "text": "This one."}, {"type": "image", "source": {"type": "url", "url": "https://example.com/a.png"}}]},
+    {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": "This one."},
+            {"type": "image", "source": {"type": "url", "url": "https://example.com/a.png"}},
+        ],
+    },
 ]
 THINKING = {"type": "enabled", "budget_tokens": 2048}
 
@@ -74,7 +84,11 @@ def test_documents_that_openai_targets_cannot_take_pass_to_an_anthropic_deployme
 
 def test_a_passed_stream_works_with_the_sdk_helpers(client: anthropic.Anthropic, upstreams: Upstreams) -> None:
     with client.messages.stream(
-        model="claude-sonnet-4", max_tokens=4096, system=SYSTEM, messages=MESSAGES, thinking=THINKING  # type: ignore[arg-type]
+        model="claude-sonnet-4",
+        max_tokens=4096,
+        system=SYSTEM,
+        messages=MESSAGES,
+        thinking=THINKING,  # type: ignore[arg-type]
     ) as stream:
         text = "".join(stream.text_stream)
         final = stream.get_final_message()
@@ -102,7 +116,9 @@ def test_a_passed_answer_is_accounted(example_gateway: str, client: anthropic.An
     assert tokens() - before == used
 
 
-def test_the_deployments_errors_reach_the_client_in_anthropics_shape(client: anthropic.Anthropic, upstreams: Upstreams) -> None:
+def test_the_deployments_errors_reach_the_client_in_anthropics_shape(
+    client: anthropic.Anthropic, upstreams: Upstreams
+) -> None:
     from gateway.standin.control import Fault
 
     upstreams.controls["anthropic"].inject(Fault(status=400, message="messages.0: bad block"))
