@@ -13,8 +13,9 @@
                                      tool result move to a user message right after the turn's tool messages,
                                      opened by a text part naming the tool_use_id they came from.
     thinking, redacted_thinking   -> dropped (assistant turns)
-Refused with ``InvalidRequest`` naming the field: url and file document sources (OpenAI's chat has no PDF by
-URL and the gateway no Files API), file image sources, server-tool blocks, and anything malformed.
+    document, source url | file;  -> a text part "[document 'title' at <url or file_id>: not attached, this model
+    image, source file               cannot read it from there]": chat has no PDF by URL, the gateway no Files API
+Refused with ``InvalidRequest`` naming the field: server-tool blocks and anything malformed.
 Deployments that speak Anthropic's API get the blocks unchanged (no translation; see docs/api-anthropic.md).
 """
 
@@ -120,7 +121,9 @@ def _source(block: Json, where: str, kinds: tuple[str, ...]) -> tuple[Json, str]
 
 
 def image(block: Json, where: str) -> Json:
-    source, param = _source(block, where, ("base64", "url"))
+    source, param = _source(block, where, ("base64", "url", "file"))
+    if source["type"] == "file":
+        return _not_attached("image", source, param)
     if source["type"] == "url":
         url = string(source, "url", param)
     else:
@@ -135,8 +138,10 @@ def image(block: Json, where: str) -> Json:
 
 
 def _document(block: Json, where: str) -> list[Json]:
-    source, param = _source(block, where, ("text", "content", "base64"))
+    source, param = _source(block, where, ("text", "content", "base64", "url", "file"))
     title, context = _optional(block, "title", where), _optional(block, "context", where)
+    if source["type"] in ("url", "file"):
+        return [_not_attached(f"document {title!r}" if title else "document", source, param)]
     if source["type"] == "base64":
         if source.get("media_type") != "application/pdf":
             raise InvalidRequest(
@@ -158,6 +163,12 @@ def _document(block: Json, where: str) -> list[Json]:
     for at, inner in blocks(content, f"{param}.content", {"text", "image"}):
         parts += _part(inner, at)
     return parts
+
+
+def _not_attached(what: str, source: Json, param: str) -> Json:
+    """A text part in place of what chat cannot carry (a PDF by URL, a file of Anthropic's Files API)."""
+    where = string(source, "url", param) if source["type"] == "url" else string(source, "file_id", param)
+    return {"type": "text", "text": f"[{what} at {where}: not attached, this model cannot read it from there]"}
 
 
 def _optional(block: Json, name: str, where: str) -> str | None:

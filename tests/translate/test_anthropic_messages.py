@@ -241,6 +241,84 @@ def test_tool_results_go_before_the_text_of_their_turn() -> None:
     ]
 
 
+PDF_DATA = "JVBERi0xLjQK"
+DOCUMENTS: list[tuple[dict[str, Any], list[dict[str, Any]]]] = [
+    (
+        {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "Q3 up."}},
+        [{"type": "text", "text": "Q3 up."}],
+    ),
+    (
+        {
+            "type": "document",
+            "title": "Memo",
+            "context": "From finance.",
+            "citations": {"enabled": True},
+            "source": {"type": "text", "media_type": "text/plain", "data": "Q3 up."},
+        },
+        [{"type": "text", "text": "Memo\n\nFrom finance.\n\nQ3 up."}],
+    ),
+    (
+        {"type": "document", "title": "Deck", "source": {"type": "content", "content": [{"type": "text", "text": "a"}]}},
+        [{"type": "text", "text": "Deck"}, {"type": "text", "text": "a"}],
+    ),
+    (
+        {"type": "document", "source": {"type": "content", "content": "plain"}},
+        [{"type": "text", "text": "plain"}],
+    ),
+    (
+        {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": PDF_DATA}},
+        [{"type": "file", "file": {"filename": "document.pdf", "file_data": f"data:application/pdf;base64,{PDF_DATA}"}}],
+    ),
+    (
+        {"type": "document", "title": "Q3", "source": {"type": "url", "url": "https://example.com/q3.pdf"}},
+        [
+            {
+                "type": "text",
+                "text": "[document 'Q3' at https://example.com/q3.pdf: not attached, this model cannot read it from there]",
+            }
+        ],
+    ),
+    (
+        {"type": "image", "source": {"type": "file", "file_id": "file_01"}},
+        [{"type": "text", "text": "[image at file_01: not attached, this model cannot read it from there]"}],
+    ),
+]
+
+
+@pytest.mark.parametrize(("block", "parts"), DOCUMENTS)
+def test_documents_become_text_or_file_parts(block: dict[str, Any], parts: list[dict[str, Any]]) -> None:
+    body = request(user([block]))
+    ANTHROPIC_REQUEST.validate_python(body)
+    out = to_openai(body)
+    validate("CreateChatCompletionRequest", out)
+    assert out["messages"] == [{"role": "user", "content": parts}]
+
+
+def test_images_and_documents_of_a_tool_result_follow_the_tool_messages() -> None:
+    image = {"type": "image", "source": {"type": "url", "url": "https://example.com/map.png"}}
+    pdf = {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": PDF_DATA}}
+    calls = [{"type": "tool_use", "id": f"call_{n}", "name": "get_time", "input": {}} for n in (1, 2)]
+    turn = user(
+        [
+            {"type": "tool_result", "tool_use_id": "call_1", "content": [{"type": "text", "text": "map:"}, image]},
+            {"type": "tool_result", "tool_use_id": "call_2", "content": [pdf]},
+            {"type": "text", "text": "Compare them."},
+        ]
+    )
+    body = request(user("Time?"), {"role": "assistant", "content": calls}, turn, tools=[TIME])
+    ANTHROPIC_REQUEST.validate_python(body)
+    out = to_openai(body)
+    validate("CreateChatCompletionRequest", out)
+    assert out["messages"][2:4] == [
+        {"role": "tool", "tool_call_id": "call_1", "content": "map:"},
+        {"role": "tool", "tool_call_id": "call_2", "content": ""},
+    ]
+    assert out["messages"][4]["role"] == "user"
+    assert [p["type"] for p in out["messages"][4]["content"]] == ["text", "image_url", "text", "file", "text"]
+    assert out["messages"][4]["content"][0]["text"] == "Attachments of the tool result call_1:"
+    assert out["messages"][4]["content"][-1] == {"type": "text", "text": "Compare them."}
+
+
 def test_an_assistant_turn_of_only_thinking_keeps_an_empty_content() -> None:
     thinking = {"role": "assistant", "content": [{"type": "redacted_thinking", "data": "abc"}]}
     assert to_openai(request(user("Hi"), thinking))["messages"][1] == {"role": "assistant", "content": ""}
@@ -264,10 +342,6 @@ INVALID: list[tuple[dict[str, Any], str]] = [
     ({"messages": [user([{"type": "text", "text": 5}])]}, "messages[0].content[0].text"),
     ({"messages": [user([{"type": "document", "source": {}}])]}, "messages[0].content[0].source.type"),
     (
-        {"messages": [user([{"type": "document", "source": {"type": "url", "url": "https://x/a.pdf"}}])]},
-        "messages[0].content[0].source.type",
-    ),
-    (
         {
             "messages": [
                 user([{"type": "document", "source": {"type": "base64", "media_type": "text/csv", "data": "x"}}])
@@ -284,7 +358,11 @@ INVALID: list[tuple[dict[str, Any], str]] = [
     ({"messages": [user([{"type": "tool_use", "id": "t", "name": "n", "input": {}}])]}, "messages[0].content[0].type"),
     ({"messages": [user([{"type": "image"}])]}, "messages[0].content[0].source"),
     (
-        {"messages": [user([{"type": "image", "source": {"type": "file", "file_id": "f"}}])]},
+        {"messages": [user([{"type": "image", "source": {"type": "file"}}])]},
+        "messages[0].content[0].source.file_id",
+    ),
+    (
+        {"messages": [user([{"type": "image", "source": {"type": "bytes", "file_id": "f"}}])]},
         "messages[0].content[0].source.type",
     ),
     (

@@ -74,12 +74,11 @@ def test_documents_that_openai_targets_cannot_take_pass_to_an_anthropic_deployme
     client: anthropic.Anthropic, upstreams: Upstreams
 ) -> None:
     turn: Any = [{"role": "user", "content": [PDF, {"type": "text", "text": "Summarise"}]}]
-    with pytest.raises(anthropic.BadRequestError) as refused:  # translated for routing: a URL PDF has no chat form
-        client.messages.create(model="claude-sonnet-4", max_tokens=100, messages=turn)
-    assert refused.value.body["error"]["param"] == "messages[0].content[0].source.type"  # type: ignore[index]
+    client.messages.create(model="claude-sonnet-4", max_tokens=100, messages=turn)
+    assert upstreams.controls["anthropic"].calls()[0].body["messages"] == turn, "a PDF by URL, citations and all"
     based: Any = dict(PDF, source={"type": "base64", "media_type": "application/pdf", "data": "JVBERi0xLjQK"})
     client.messages.create(model="claude-sonnet-4", max_tokens=100, messages=[{"role": "user", "content": [based]}])
-    assert upstreams.controls["anthropic"].calls()[0].body["messages"][0]["content"] == [based]
+    assert upstreams.controls["anthropic"].calls()[1].body["messages"][0]["content"] == [based]
 
 
 def test_a_passed_stream_works_with_the_sdk_helpers(client: anthropic.Anthropic, upstreams: Upstreams) -> None:
