@@ -258,7 +258,11 @@ DOCUMENTS: list[tuple[dict[str, Any], list[dict[str, Any]]]] = [
         [{"type": "text", "text": "Memo\n\nFrom finance.\n\nQ3 up."}],
     ),
     (
-        {"type": "document", "title": "Deck", "source": {"type": "content", "content": [{"type": "text", "text": "a"}]}},
+        {
+            "type": "document",
+            "title": "Deck",
+            "source": {"type": "content", "content": [{"type": "text", "text": "a"}]},
+        },
         [{"type": "text", "text": "Deck"}, {"type": "text", "text": "a"}],
     ),
     (
@@ -267,14 +271,20 @@ DOCUMENTS: list[tuple[dict[str, Any], list[dict[str, Any]]]] = [
     ),
     (
         {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": PDF_DATA}},
-        [{"type": "file", "file": {"filename": "document.pdf", "file_data": f"data:application/pdf;base64,{PDF_DATA}"}}],
+        [
+            {
+                "type": "file",
+                "file": {"filename": "document.pdf", "file_data": f"data:application/pdf;base64,{PDF_DATA}"},
+            }
+        ],
     ),
     (
         {"type": "document", "title": "Q3", "source": {"type": "url", "url": "https://example.com/q3.pdf"}},
         [
             {
                 "type": "text",
-                "text": "[document 'Q3' at https://example.com/q3.pdf: not attached, this model cannot read it from there]",
+                "text": "[document 'Q3' at https://example.com/q3.pdf: not attached, "
+                "this model cannot read it from there]",
             }
         ],
     ),

@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import anthropic
+import httpx
 import orjson
 import pytest
+import yaml
 
-from tests.conftest import Upstreams
+from gateway.standin.control import Fault
+from tests.conftest import ANTHROPIC_KEY, OPENAI_KEY, GatewayFactory, Upstreams
+from tests.factories import deployment, small_policy
 
 SYSTEM: Any = [{"type": "text", "text": "You are terse.", "cache_control": {"type": "ephemeral", "ttl": "1h"}}]
 PDF: Any = {
@@ -99,8 +104,6 @@ def test_a_passed_stream_works_with_the_sdk_helpers(client: anthropic.Anthropic,
 
 
 def test_a_passed_answer_is_accounted(example_gateway: str, client: anthropic.Anthropic, upstreams: Upstreams) -> None:
-    import httpx
-
     def tokens() -> float:
         text = httpx.get(example_gateway + "/metrics").text
         lines = [ln for ln in text.splitlines() if ln.startswith("gateway_tokens_total") and "claude-sonnet-4" in ln]
@@ -118,10 +121,68 @@ def test_a_passed_answer_is_accounted(example_gateway: str, client: anthropic.An
 def test_the_deployments_errors_reach_the_client_in_anthropics_shape(
     client: anthropic.Anthropic, upstreams: Upstreams
 ) -> None:
-    from gateway.standin.control import Fault
-
     upstreams.controls["anthropic"].inject(Fault(status=400, message="messages.0: bad block"))
     with pytest.raises(anthropic.BadRequestError) as refused:
         client.messages.create(model="claude-sonnet-4", max_tokens=100, messages=MESSAGES[:1])
     body = refused.value.body
     assert body["type"] == "error" and body["error"]["code"] == "upstream_rejected"  # type: ignore[index]
+
+
+@pytest.fixture
+def mixed(tmp_path: Path, upstreams: Upstreams, make_gateway: GatewayFactory) -> Iterator[anthropic.Anthropic]:
+    """One model on an Anthropic deployment (cheaper, so first) and an OpenAI-format one behind it."""
+    claude = deployment(
+        "frontier",
+        upstreams.urls["anthropic"],
+        provider="anthropic",
+        upstream_model="claude-x-1",
+        api_key_env="ANTHROPIC_API_KEY",
+        self_hosted=False,
+        operator="Anthropic",
+        max_retries=0,
+        price={"input": 1.0, "output": 2.0},
+    )
+    policy = small_policy(tmp_path, upstreams.v1())
+    sections = yaml.safe_load((policy / "deployments.yaml").read_text())
+    sections["deployments"]["frontier-claude"] = claude
+    sections["deployments"]["frontier-api"]["api_key_env"] = "OPENAI_API_KEY"
+    (policy / "deployments.yaml").write_text(yaml.safe_dump(sections))
+    env = {"OPENAI_API_KEY": OPENAI_KEY, "ANTHROPIC_API_KEY": ANTHROPIC_KEY}
+    with (
+        make_gateway(policy, env) as url,
+        anthropic.Anthropic(base_url=url, api_key="open-key", max_retries=0) as sdk,
+    ):
+        yield sdk
+
+
+def test_a_fallback_from_the_anthropic_deployment_is_translated(
+    mixed: anthropic.Anthropic, upstreams: Upstreams
+) -> None:
+    upstreams.controls["anthropic"].inject(Fault(status=529, times=2))
+    raw = mixed.messages.with_raw_response.create(
+        model="frontier",
+        max_tokens=100,
+        messages=MESSAGES[:1],
+        thinking=THINKING,  # type: ignore[arg-type]
+    )
+    assert raw.headers["x-gateway-deployment"] == "frontier-api"
+    message = raw.parse()
+    assert message.model == "frontier" and message.content[0].type == "text"
+    assert "thinking" not in upstreams.controls["c"].calls()[0].body, "the translation went to the OpenAI one"
+    with mixed.messages.stream(model="frontier", max_tokens=100, messages=MESSAGES[:1]) as stream:
+        assert stream.get_final_message().stop_reason == "end_turn"
+    assert upstreams.controls["anthropic"].count() == 2 and upstreams.controls["c"].count() == 2
+    answered = mixed.messages.create(model="frontier", max_tokens=100, messages=MESSAGES[:1])
+    assert answered.model == "frontier" and upstreams.controls["anthropic"].models()[-1] == "claude-x-1"
+
+
+def test_a_passed_stream_that_breaks_ends_with_an_error_event(mixed: anthropic.Anthropic, upstreams: Upstreams) -> None:
+    upstreams.controls["anthropic"].inject(Fault(drop_after=3))
+    with (
+        pytest.raises(anthropic.APIStatusError) as broken,
+        mixed.messages.stream(model="frontier", max_tokens=100, messages=MESSAGES[:1]) as stream,
+    ):
+        for _ in stream.text_stream:
+            pass
+    assert broken.value.body["error"]["type"] == "overloaded_error"  # type: ignore[index]
+    assert upstreams.controls["c"].count() == 0, "after the first byte there is no fallback"
