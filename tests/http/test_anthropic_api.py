@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import anthropic
+import httpx
 import pytest
 
 from tests.conftest import Upstreams
@@ -195,8 +196,6 @@ def test_stop_sequences_metadata_and_tool_choice_reach_the_upstream(
 
 
 def test_anthropic_version_header(example_gateway: str) -> None:
-    import httpx
-
     body = {"model": "auto", "max_tokens": 20, "messages": HI}
     with httpx.Client(base_url=example_gateway) as http:
         old = http.post("/v1/messages", json=body, headers={"x-api-key": "demo-key", "anthropic-version": "2023-01-01"})
