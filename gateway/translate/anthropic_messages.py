@@ -35,7 +35,8 @@ Response, OpenAI -> Anthropic (choice 0 only):
                     Streams pass the argument fragments through unchanged (they cannot be re-parsed mid-stream).
     finish_reason -> stop_reason: stop -> end_turn, length -> max_tokens, tool_calls / function_call -> tool_use,
                     content_filter -> refusal, tool calls with stop -> tool_use, anything else -> end_turn.
-                    stop_sequence is always null: OpenAI does not say which stop sequence matched.
+                    OpenAI does not say which stop sequence matched; vLLM does, in the choice's ``stop_reason`` (a
+                    string): then stop_reason is stop_sequence and stop_sequence that string, else it is null.
     usage        -> input_tokens = prompt_tokens - cached, cache_read_input_tokens = cached, output_tokens,
                     cache_creation_input_tokens = 0 (OpenAI-style upstreams do not report cache writes)
     id           -> "msg_" + the upstream id, so logs on both sides line up
@@ -235,8 +236,7 @@ def from_openai(response: Json, model: str) -> Json:
         "role": "assistant",
         "model": model,
         "content": content,
-        "stop_reason": stop_reason(choice.get("finish_reason"), tool_use=bool(calls)),
-        "stop_sequence": None,
+        **stop_fields(choice.get("finish_reason"), choice.get("stop_reason"), tool_use=bool(calls)),
         "usage": usage(response.get("usage")),
     }
 
@@ -267,6 +267,13 @@ def tool_input(arguments: Any) -> Json:
     except orjson.JSONDecodeError:
         value = None
     return value if isinstance(value, dict) else {"_raw": arguments if isinstance(arguments, str) else str(arguments)}
+
+
+def stop_fields(finish_reason: Any, matched: Any, *, tool_use: bool) -> Json:
+    """``stop_reason`` and ``stop_sequence``; ``matched`` is vLLM's ``stop_reason``, the stop string that ended it."""
+    if finish_reason == "stop" and not tool_use and isinstance(matched, str) and matched:
+        return {"stop_reason": "stop_sequence", "stop_sequence": matched}
+    return {"stop_reason": stop_reason(finish_reason, tool_use=tool_use), "stop_sequence": None}
 
 
 def stop_reason(finish_reason: Any, *, tool_use: bool) -> str:

@@ -23,7 +23,7 @@ from typing import Any, Final
 
 from gateway.errors import UpstreamBadResponse
 from gateway.translate.anthropic_content import Json
-from gateway.translate.anthropic_messages import message_id, new_id, stop_reason, usage
+from gateway.translate.anthropic_messages import message_id, new_id, stop_fields, usage
 
 Event = tuple[str, Json]
 _TEXT: Final = object()  # the key of an open text block; a tool block's key is its _Tool
@@ -50,6 +50,7 @@ class StreamTranslator:
         self._tools: dict[Any, _Tool] = {}  # OpenAI tool call index -> the call streaming at that index
         self._calls: list[_Tool] = []
         self._finish_reason: Any = None
+        self._matched: Any = None  # vLLM's stop_reason: the stop string that ended the answer
         self._usage: Json | None = None
 
     def feed(self, chunk: Json) -> list[Event]:
@@ -65,6 +66,7 @@ class StreamTranslator:
             for call in delta.get("tool_calls") or []:
                 events += self._tool_fragment(call)
             self._finish_reason = choice.get("finish_reason") or self._finish_reason
+            self._matched = choice.get("stop_reason") or self._matched
         return events
 
     def finish(self) -> list[Event]:
@@ -73,9 +75,9 @@ class StreamTranslator:
         if any(call.index is None for call in self._calls):
             raise UpstreamBadResponse("The upstream streamed a tool call without a function name.")
         events += self._close()
-        reason = stop_reason(self._finish_reason, tool_use=bool(self._calls))
+        reason = stop_fields(self._finish_reason, self._matched, tool_use=bool(self._calls))
         counts = usage(self._usage) if self._usage is not None else {"output_tokens": 0}
-        delta = {"type": "message_delta", "delta": {"stop_reason": reason, "stop_sequence": None}, "usage": counts}
+        delta = {"type": "message_delta", "delta": reason, "usage": counts}
         return [*events, ("message_delta", delta), ("message_stop", {"type": "message_stop"})]
 
     def _message_start(self, chunk: Json) -> Event:

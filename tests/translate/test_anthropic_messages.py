@@ -656,3 +656,18 @@ def test_encode_event_is_one_sse_event() -> None:
         b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
         + b'"delta":{"type":"text_delta","text":"\xc3\xa9\\nx"}}\n\n'
     )
+
+
+@pytest.mark.parametrize(
+    ("finish_reason", "matched", "expected"),
+    [
+        ("stop", "END", ("stop_sequence", "END")),
+        ("stop", 151645, ("end_turn", None)),
+        ("length", "END", ("max_tokens", None)),
+    ],
+)
+def test_vllms_stop_reason_names_the_stop_sequence(finish_reason: str, matched: Any, expected: tuple[Any, Any]) -> None:
+    choice = {"index": 0, "message": {"role": "assistant", "content": "Done"}, "finish_reason": finish_reason}
+    message = from_openai({"id": "x", "choices": [choice | {"stop_reason": matched}]}, "m")
+    assert (message["stop_reason"], message["stop_sequence"]) == expected
+    anthropic.types.Message.model_validate(message)

@@ -279,3 +279,13 @@ def test_a_tool_call_that_is_never_named_is_a_bad_response() -> None:
     assert translator.feed(chunk(tool_delta(0, "{}", "call_1")))[1:] == []
     with pytest.raises(UpstreamBadResponse):
         translator.finish()
+
+
+def test_vllms_matched_stop_string_is_the_stop_sequence() -> None:
+    finishing = chunk(finish_reason="stop")
+    finishing["choices"][0]["stop_reason"] = "END"
+    final = accumulated(translate([chunk({"content": "Done"}), finishing, usage_chunk()]))
+    assert (final.stop_reason, final.stop_sequence) == ("stop_sequence", "END")
+    token = chunk(finish_reason="stop")
+    token["choices"][0]["stop_reason"] = 151645  # vLLM: a stop token id, not a stop sequence
+    assert accumulated(translate([chunk({"content": "Done"}), token])).stop_reason == "end_turn"
