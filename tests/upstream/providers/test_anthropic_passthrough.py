@@ -16,7 +16,7 @@ import yaml
 
 from gateway.standin.control import Fault
 from tests.conftest import ANTHROPIC_KEY, OPENAI_KEY, GatewayFactory, Upstreams
-from tests.factories import deployment, small_policy
+from tests.factories import deployment, small_policy, tenant
 
 SYSTEM: Any = [{"type": "text", "text": "You are terse.", "cache_control": {"type": "ephemeral", "ttl": "1h"}}]
 PDF: Any = {
@@ -147,6 +147,9 @@ def mixed(tmp_path: Path, upstreams: Upstreams, make_gateway: GatewayFactory) ->
     sections["deployments"]["frontier-claude"] = claude
     sections["deployments"]["frontier-api"]["api_key_env"] = "OPENAI_API_KEY"
     (policy / "deployments.yaml").write_text(yaml.safe_dump(sections))
+    tenants = yaml.safe_load((policy / "tenants.yaml").read_text())
+    tenants["tenants"]["cached"] = tenant("cached-key", cache={"ttl_seconds": 60})
+    (policy / "tenants.yaml").write_text(yaml.safe_dump(tenants))
     env = {"OPENAI_API_KEY": OPENAI_KEY, "ANTHROPIC_API_KEY": ANTHROPIC_KEY}
     with (
         make_gateway(policy, env) as url,
@@ -186,3 +189,23 @@ def test_a_passed_stream_that_breaks_ends_with_an_error_event(mixed: anthropic.A
             pass
     assert broken.value.body["error"]["type"] == "overloaded_error"  # type: ignore[index]
     assert upstreams.controls["c"].count() == 0, "after the first byte there is no fallback"
+
+
+def test_cached_answers_stay_in_their_api(mixed: anthropic.Anthropic, upstreams: Upstreams) -> None:
+    url = str(mixed.base_url).rstrip("/")
+    turn = [{"role": "user", "content": "Summarise"}]
+    with anthropic.Anthropic(base_url=url, api_key="cached-key", max_retries=0) as sdk:
+        first = sdk.messages.with_raw_response.create(model="frontier", max_tokens=100, messages=turn)  # type: ignore[arg-type]
+        again = sdk.messages.with_raw_response.create(model="frontier", max_tokens=100, messages=turn)  # type: ignore[arg-type]
+        tier = sdk.messages.with_raw_response.create(
+            model="frontier",
+            max_tokens=100,
+            messages=turn,  # type: ignore[arg-type]
+            service_tier="standard_only",
+        )
+    assert (first.headers["x-gateway-cache"], again.headers["x-gateway-cache"]) == ("miss", "hit")
+    assert again.http_response.content == first.http_response.content and again.parse().type == "message"
+    assert tier.headers["x-gateway-cache"] == "miss", "a field only the passthrough carries is part of the key"
+    translated = {"model": "frontier", "messages": turn, "max_tokens": 100}  # the chat body /v1/messages routed by
+    chat = httpx.post(url + "/v1/chat/completions", json=translated, headers={"authorization": "Bearer cached-key"})
+    assert chat.headers["x-gateway-cache"] == "miss" and "choices" in chat.json()
