@@ -25,7 +25,6 @@ class Running(Protocol):
     routing: Routing
     metrics: Metrics
 
-
 log = logging.getLogger("gateway.reload")
 
 
