@@ -85,6 +85,7 @@ class Pki:
 
 
 def make_pki(tmp: Path) -> Pki:
+    tmp.mkdir(parents=True, exist_ok=True)
     ca = trustme.CA()
     pki = Pki(ca, tmp / "ca.pem", tmp / "server.pem", tmp / "client.pem")
     ca.cert_pem.write_to_path(str(pki.ca_file))
