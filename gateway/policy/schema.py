@@ -94,8 +94,19 @@ class DeploymentSpec(Strict):
     def _openai_compatible_needs_url(self) -> DeploymentSpec:
         if self.provider == "openai_compatible" and not self.base_url:
             raise ValueError("an openai_compatible deployment needs base_url")
-        if self.health is not None and self.provider != "openai_compatible":
-            raise ValueError("health checks are for openai_compatible deployments (self-hosted servers)")
+        if self.provider != "openai_compatible":
+            if self.health is not None:
+                raise ValueError("health checks are for openai_compatible deployments (self-hosted servers)")
+            if self.proxy is not None:
+                raise ValueError(
+                    "proxy: applies to openai_compatible deployments; litellm-backed ones use the process's "
+                    "HTTPS_PROXY / HTTP_PROXY / NO_PROXY"
+                )
+            if self.tls is not None:
+                raise ValueError(
+                    "tls: applies to openai_compatible deployments; litellm-backed ones use the process's trust "
+                    "(SSL_CERT_FILE) and client certificate (SSL_CERTIFICATE)"
+                )
         return self
 
 

@@ -121,3 +121,10 @@ def test_a_tls_file_that_does_not_load_fails_the_policy_naming_the_key(pki: Pki,
 def test_inconsistent_tls_settings_are_refused(tmp_path: Path, tls: dict[str, Any], message: str) -> None:
     with pytest.raises(PolicyError, match=message):
         load_policy_dir(policy(tmp_path, "https://127.0.0.1:1/v1", tls=tls), {})
+
+
+def test_litellm_deployments_refuse_what_litellm_cannot_do_per_deployment(tmp_path: Path) -> None:
+    for name, fields in {"proxy": {"proxy": "none"}, "tls": {"tls": {"ca_file": "ca.pem"}}}.items():
+        directory = policy(tmp_path / name, "https://x", provider="anthropic", **fields)
+        with pytest.raises(PolicyError, match="litellm"):
+            load_policy_dir(directory, {})
