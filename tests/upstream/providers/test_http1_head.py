@@ -41,7 +41,7 @@ async def test_a_stream_that_stalls_is_reported_as_a_read_timeout() -> None:
     async with RawServer(always(head)) as server:  # the head, then nothing
         provider = OpenAICompatibleProvider(on_limit=lambda dep, limit: heard.append((dep, limit)))
         try:
-            with pytest.raises(UpstreamTimeout, match="sent nothing for 0.3 s mid-stream"):
+            with pytest.raises(UpstreamTimeout, match=r"sent nothing for 0\.3 s mid-stream"):
                 async for _ in provider.stream("chat", target(server.url, timeout=0.3), STREAM):
                     pass
         finally:
