@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException
@@ -28,7 +29,7 @@ from gateway.observe.audit import AuditLog
 from gateway.observe.metrics import Metrics
 from gateway.observe.observation import Sink
 from gateway.policy.decide import decide, refusal
-from gateway.policy.policy_set import PolicySet
+from gateway.policy.policy_set import Deployment, PolicySet
 from gateway.policy.visible import visible_models
 from gateway.policyfiles.loader import load_policy_dir
 from gateway.routing.auth import authenticate, holds_key, is_admin
@@ -39,6 +40,7 @@ from gateway.state import open_store
 from gateway.state.guards import Guards, Outages
 from gateway.upstream.caller import Caller
 from gateway.upstream.gate import DeploymentGate
+from gateway.upstream.health import HealthChecker, check_models
 from gateway.upstream.providers.registry import Providers
 
 log = logging.getLogger("gateway")
@@ -98,12 +100,12 @@ async def _start(settings: Settings, env: Mapping[str, str] | None, stack: Async
     policy = load_policy_dir(settings.policies, lookup)
     for warning in policy.warnings:
         log.warning("policy: %s", warning)
-    providers = Providers(policy)
+    metrics = Metrics()
+    providers = Providers(policy, lookup, lambda dep, limit: metrics.upstream_limits.labels(dep, limit).inc())
     stack.push_async_callback(providers.aclose)
     timeout = float(lookup.get("REDIS_TIMEOUT_SECONDS") or DEFAULT_REDIS_TIMEOUT)
     store = await open_store(lookup.get("REDIS_URL") or None, timeout_seconds=timeout)
     stack.push_async_callback(store.aclose)
-    metrics = Metrics()
     metrics.policy_loaded(policy.revision, None)
     guards = Guards(store, Outages(lambda feature: metrics.state_errors.labels(feature).inc()))
     gate = DeploymentGate(store, guards.outages)
@@ -121,10 +123,30 @@ async def _start(settings: Settings, env: Mapping[str, str] | None, stack: Async
         watcher = PolicyWatcher(settings.policies, lookup, providers, settings.reload_seconds)
         task = asyncio.create_task(watcher.run(gw), name="policy-watcher")
         stack.push_async_callback(_cancel, task)
+    _start_health(gw, gate, providers, lookup, stack)
     return gw
 
 
-async def _cancel(task: asyncio.Task[None]) -> None:
+def _start_health(
+    gw: Gateway, gate: DeploymentGate, providers: Providers, env: Mapping[str, str], stack: AsyncExitStack
+) -> None:
+    """The active health checks and, once, the check that each deployment's server lists its model."""
+
+    def api_key(dep: Deployment) -> str | None:
+        return env.get(dep.spec.api_key_env) if dep.spec.api_key_env else None
+
+    def on_probe(deployment: str, result: str) -> None:
+        gw.metrics.health_probes.labels(deployment, result).inc()
+        gw.metrics.health.labels(deployment).set(1 if result == "ok" else 0)
+
+    checker = HealthChecker(lambda: gw.routing.policy, gate, providers.openai_compatible, api_key, on_probe)
+    health = asyncio.create_task(checker.run(), name="health-checks")
+    stack.push_async_callback(_cancel, health)
+    models = asyncio.create_task(check_models(gw.routing.policy, providers.openai_compatible, api_key))
+    stack.push_async_callback(_cancel, models)
+
+
+async def _cancel(task: asyncio.Task[Any]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
@@ -242,19 +264,25 @@ async def _readyz(request: Request) -> Response:
     if gw is None:
         return JSONResponse({"status": "starting"}, status_code=503)
     policy = gw.routing.policy
-    tripped = await gw.routing.gate.unhealthy(policy)
-    states = {
-        d.id: ("unavailable" if d.unavailable else "breaker_open" if d.id in tripped else "ok")
-        for d in policy.deployments.values()
-    }
+    gate = gw.routing.gate
+    tripped = await gate.unhealthy(policy)
+    states = {d.id: _state(d, tripped, gate.down) for d in policy.deployments.values()}
     ready: dict[str, object] = {"status": "ready", "policy_revision": policy.revision}
     ready["deployment_counts"] = dict(sorted(Counter(states.values()).items()))
     if is_admin(policy, request.headers):
+        why = {"breaker_open": "circuit breaker not closed", "ok": "ok"}
         ready["deployments"] = {
-            d.id: d.unavailable or ("circuit breaker not closed" if states[d.id] == "breaker_open" else "ok")
-            for d in policy.deployments.values()
+            d.id: d.unavailable or gate.down.get(d.id) or why[states[d.id]] for d in policy.deployments.values()
         }
     return JSONResponse(ready)
+
+
+def _state(dep: Deployment, tripped: frozenset[str], down: Mapping[str, str]) -> str:
+    if dep.unavailable:
+        return "unavailable"
+    if dep.id in down:
+        return "health_down"
+    return "breaker_open" if dep.id in tripped else "ok"
 
 
 def _may_read_metrics(policy: PolicySet, headers: Mapping[str, str]) -> bool:

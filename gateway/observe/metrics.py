@@ -149,6 +149,19 @@ class Metrics:
             "gateway_state_errors", "Calls to the shared state store that failed (Redis down or slow), by feature.",
             ["feature"], registry=r,
         )  # fmt: skip
+        self.upstream_limits = Counter(
+            "gateway_upstream_limits", "Upstream answers refused at one of the gateway's limits: answer_bytes, "
+            "stream_bytes, encoded_bytes, unread_bytes, head_bytes, stream_line_bytes, stream_read_timeout.",
+            ["deployment", "limit"], registry=r,
+        )  # fmt: skip
+        self.health_probes = Counter(
+            "gateway_health_probes", "Active health checks of deployments, by result (ok or the failure's code).",
+            ["deployment", "result"], registry=r,
+        )  # fmt: skip
+        self.health = Gauge(
+            "gateway_deployment_health", "The last active health check of each deployment: 1 up, 0 down.",
+            ["deployment"], registry=r, multiprocess_mode="min",
+        )  # fmt: skip
         self.in_flight = Gauge(
             "gateway_in_flight_requests", "Requests being processed.", registry=r, multiprocess_mode="livesum"
         )

@@ -14,6 +14,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from gateway.policy.countries import ISO_3166_ALPHA2
 from gateway.policy.guards_schema import AdminSpec, Budget, CacheSpec, DeploymentCaps, RateLimits, StateSpec
+from gateway.policy.network_schema import HealthSpec, ProxySetting, TlsSpec
 
 Tier = Literal["simple", "standard", "complex"]
 TIERS: tuple[Tier, ...] = ("simple", "standard", "complex")
@@ -85,11 +86,27 @@ class DeploymentSpec(Strict):
     max_retries: int = Field(2, ge=0, le=10)
     price: Price | None = None
     caps: DeploymentCaps | None = None
+    proxy: ProxySetting | None = None  # absent: HTTPS_PROXY / HTTP_PROXY / NO_PROXY; "none": direct
+    tls: TlsSpec | None = None
+    health: HealthSpec | None = None  # active health checks (openai_compatible deployments)
 
     @model_validator(mode="after")
     def _openai_compatible_needs_url(self) -> DeploymentSpec:
         if self.provider == "openai_compatible" and not self.base_url:
             raise ValueError("an openai_compatible deployment needs base_url")
+        if self.provider != "openai_compatible":
+            if self.health is not None:
+                raise ValueError("health checks are for openai_compatible deployments (self-hosted servers)")
+            if self.proxy is not None:
+                raise ValueError(
+                    "proxy: applies to openai_compatible deployments; litellm-backed ones use the process's "
+                    "HTTPS_PROXY / HTTP_PROXY / NO_PROXY"
+                )
+            if self.tls is not None:
+                raise ValueError(
+                    "tls: applies to openai_compatible deployments; litellm-backed ones use the process's trust "
+                    "(SSL_CERT_FILE) and client certificate (SSL_CERTIFICATE)"
+                )
         return self
 
 

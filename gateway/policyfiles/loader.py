@@ -19,6 +19,7 @@ from gateway.policy.guards_schema import StateSpec
 from gateway.policy.policy_set import Deployment, PolicySet
 from gateway.policy.schema import DataClassSpec, Limits, PolicyFile, Price, RouteSpec
 from gateway.policy.validate import cross_check
+from gateway.upstream.providers.network import tls_problem
 
 SECTIONS = ("models", "deployments", "tenants", "data_classes", "routes")
 SINGLETONS = ("limits", "state", "admin")  # sections that are one object, written in at most one file
@@ -51,6 +52,9 @@ def load_policy_dir(directory: Path | str, env: Mapping[str, str]) -> PolicySet:
     if problems:
         raise PolicyError(problems)
     problems.extend(f"{defined_in[section, key]}: {message}" for section, key, message in cross_check(merged))
+    for dep_id, spec in merged.deployments.items():
+        if spec.tls is not None and (problem := tls_problem(spec.tls)) is not None:
+            problems.append(f"{defined_in['deployments', dep_id]}: deployments.{dep_id}.tls: {problem}")
     if problems:
         raise PolicyError(problems)
     return _compile(merged, directory, _revision(files), env)
@@ -161,6 +165,8 @@ def _compile(merged: PolicyFile, directory: Path, revision: str, env: Mapping[st
         if spec.api_key_env and not env.get(spec.api_key_env):
             unavailable = f"credentials missing: environment variable {spec.api_key_env} is not set"
             warnings.append(f"deployments.{dep_id}: {unavailable}")
+        if spec.tls is not None and not spec.tls.verify:
+            warnings.append(f"deployments.{dep_id}.tls.verify is false: its certificate is not checked")
         deadline = (merged.limits or Limits()).request_deadline_seconds
         if "timeout_seconds" in spec.model_fields_set and spec.timeout_seconds >= deadline:  # written, not default
             warnings.append(

@@ -1,6 +1,6 @@
 """The path every stand-in request takes before its canned answer.
 
-parse JSON -> record the call -> authenticate -> take a fault -> wait -> answer or fail.
+parse JSON -> record the call (POSTs only) -> authenticate -> take a fault -> wait -> answer or fail.
 Each wire format plugs in its own authentication and error shape (:class:`Wire`).
 """
 
@@ -78,9 +78,11 @@ def http_error_handler(wire: Wire) -> Callable[[Request, Exception], Awaitable[R
 async def _gate(request: Request, wire: Wire, control: Control, answer: Answer) -> Response:
     body = await read_json(request)
     model = body.get("model") if isinstance(body.get("model"), str) else None
-    control.record(Call(request.url.path, model, body, recorded_headers(request.headers)))
+    call = request.method == "POST"  # a GET (the model list, a gateway's health check) is not a call
+    if call:
+        control.record(Call(request.url.path, model, body, recorded_headers(request.headers)))
     wire.authenticate(request)
-    fault = control.take_fault(request.url.path, model)
+    fault = control.take_fault(request.url.path, model) if call else None
     if await pause(request, control.delay + (fault.delay if fault else 0.0)):
         return Response(status_code=CLIENT_CLOSED)
     if fault is not None and fault.status is not None:

@@ -13,7 +13,7 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
@@ -42,7 +42,8 @@ class _Server(uvicorn.Server):
         yield  # signals belong to the host process
 
 
-def _new_server(app: ASGIApp) -> _Server:
+def _new_server(app: ASGIApp, tls: Mapping[str, Any] | None = None) -> _Server:
+    """``tls``: uvicorn's ``ssl_*`` options (``ssl_certfile``, ``ssl_keyfile``, ``ssl_ca_certs``, ``ssl_cert_reqs``)."""
     config = uvicorn.Config(
         app,
         http=_QuietProtocol,
@@ -50,6 +51,7 @@ def _new_server(app: ASGIApp) -> _Server:
         loop="asyncio",
         log_config=None,
         timeout_graceful_shutdown=GRACE_SECONDS,
+        **(tls or {}),
     )
     return _Server(config)
 
@@ -129,10 +131,12 @@ class ThreadedServer:
     ``with ThreadedServer(app) as server: httpx.get(server.url + "/v1/models")``
     """
 
-    def __init__(self, app: ASGIApp, host: str = LOOPBACK, port: int = 0) -> None:
+    def __init__(self, app: ASGIApp, host: str = LOOPBACK, port: int = 0, tls: Mapping[str, Any] | None = None) -> None:
+        """``tls``: serve https with these uvicorn ``ssl_*`` options."""
         self.host = host
         self._port = port
-        self._server = _new_server(app)
+        self._scheme = "https" if tls else "http"
+        self._server = _new_server(app, tls)
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
@@ -145,7 +149,7 @@ class ThreadedServer:
 
     @property
     def url(self) -> str:
-        return _url(self.host, self.port)
+        return _url(self.host, self.port).replace("http", self._scheme, 1)
 
     def start(self) -> Self:
         self._sock = _bind(self.host, self._port)

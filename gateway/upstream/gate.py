@@ -79,6 +79,11 @@ class DeploymentGate:
         self._snapshot: frozenset[str] = frozenset()
         self._snapshot_at = -1.0
         self._recent: dict[str, _Recent] = {}
+        self.down: dict[str, str] = {}  # deployment -> why its last health check failed (gateway.upstream.health)
+
+    async def safe(self, call: Awaitable[T], fallback: T | None = None) -> T | None:
+        """A store call that fails open (for the health checker)."""
+        return await self._safe(call, fallback)
 
     async def _safe(self, call: Awaitable[T], fallback: T) -> T:
         try:
@@ -99,7 +104,7 @@ class DeploymentGate:
                 self.store.breakers.statuses(list(policy.deployments), breaker_policy(policy), time.time()), {}
             )
             self._snapshot = frozenset(d for d, status in statuses.items() if status == "open")
-        return self._snapshot
+        return self._snapshot | self.down.keys() if self.down else self._snapshot
 
     async def statuses(self, policy: PolicySet) -> dict[str, str]:
         """Every deployment's breaker status, straight from the store (for metrics)."""
@@ -112,6 +117,8 @@ class DeploymentGate:
     async def enter(self, policy: PolicySet, dep: Deployment, tenant: str) -> Entry | str:
         """Permission for ``tenant`` to call ``dep``, or the reason to skip it."""
         breakers, now = breaker_policy(policy), time.time()
+        if self.down and dep.id in self.down:
+            return "health_down"
         own = f"{dep.id}@{tenant}"
         statuses = await self._safe(self.store.breakers.statuses([dep.id, own], breakers, now), {})
         status, own_status = statuses.get(dep.id, "closed"), statuses.get(own, "closed")

@@ -5,14 +5,17 @@ request. The surface is small: :meth:`Post.to` precomputes a request head once p
 set; :meth:`Pool.fetch` sends a body and returns ``(status, body)``; :meth:`Pool.stream` returns a
 :class:`Response` read piece by piece, then released (reused if read to the end) or closed.
 
-Connections are pooled per origin (scheme, host, port) and bounded in total. One is reused only
+Connections are pooled per origin (scheme, host, port, proxy, TLS context) and bounded in total.
+Through an HTTP proxy an http upstream is asked in absolute form and an https one is tunnelled with
+``CONNECT`` (:mod:`.http1_tunnel`), TLS running end to end with the upstream. One is reused only
 after a complete keep-alive response; after an error, a timeout, ``Connection: close``, an unread or
-abandoned body it is closed. Answers are bounded: a whole answer (decoded) at most ``max_body_bytes``,
-a stream at most ``max_stream_bytes`` in all; over that the connection is dropped and the exchange
-fails with :class:`ResponseTooLarge`. A request that fails on a reused connection before any response byte
-arrives (the upstream closed it while idle) is retried once on a fresh connection. Failures surface
-as ``TimeoutError``, ``OSError`` (refused, reset, TLS) or an :class:`HttpError`; nothing else leaves
-this module except ``CancelledError``.
+abandoned body it is closed. Answers are bounded: the head at most ``MAX_HEAD_BYTES``, a whole answer
+(decoded) at most ``max_body_bytes``, a stream at most ``max_stream_bytes`` in all; over that the
+connection is dropped and the exchange fails with :class:`ResponseTooLarge`. A request that fails on a
+reused connection before any response byte arrives (the upstream closed it while idle) is retried once
+on a fresh connection. Failures surface as ``TimeoutError``, ``OSError`` (refused, reset, TLS) or an
+:class:`HttpError` (:class:`ProxyError` when a proxy refused the tunnel); nothing else leaves this
+module except ``CancelledError``.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from typing import Final, NamedTuple
 from urllib.parse import quote, urlsplit
 
 from gateway.upstream.providers.http1_conn import (
+    MAX_HEAD_BYTES,
     Connection,
     ConnectionClosed,
     ContentError,
@@ -40,8 +44,11 @@ from gateway.upstream.providers.http1_conn import (
     ProtocolError,
     ResponseTooLarge,
 )
+from gateway.upstream.providers.http1_tunnel import ProxyError, tunnel
+from gateway.upstream.providers.network import Proxy
 
 __all__ = [
+    "MAX_HEAD_BYTES",
     "Answer",
     "ConnectionClosed",
     "ContentError",
@@ -52,6 +59,7 @@ __all__ = [
     "PoolClosed",
     "Post",
     "ProtocolError",
+    "ProxyError",
     "Response",
     "ResponseTooLarge",
 ]
@@ -73,7 +81,17 @@ class Post:
     head: bytes
 
     @classmethod
-    def to(cls, url: str, headers: Mapping[str, str]) -> Post:
+    def to(
+        cls,
+        url: str,
+        headers: Mapping[str, str],
+        *,
+        proxy: Proxy | None = None,
+        tls: ssl.SSLContext | None = None,
+        method: str = "POST",
+    ) -> Post:
+        """``proxy``: connect through it (an http URL is asked for in absolute form, an https one tunnelled);
+        ``tls``: the context for an https URL instead of the pool's default."""
         parts = urlsplit(url)
         try:
             port = parts.port
@@ -86,12 +104,19 @@ class Post:
         path = quote(parts.path or "/", safe="/%:@!$&'()*+,;=-._~") + (f"?{parts.query}" if parts.query else "")
         if any("\r" in text or "\n" in text for text in (path, *headers.keys(), *headers.values())):
             raise InvalidRequest("the path or a header holds a line break")
-        text = "\r\n".join([f"POST {path} HTTP/1.1", f"Host: {authority}", *(f"{k}: {v}" for k, v in headers.items())])
+        lines = [f"{method} {path} HTTP/1.1", f"Host: {authority}"]
+        if proxy is not None and parts.scheme == "http":  # RFC 9112 §3.2.2: absolute form, to a proxy
+            lines[0] = f"{method} http://{authority}{path} HTTP/1.1"
+            if proxy.authorization:
+                lines.append(f"Proxy-Authorization: {proxy.authorization}")
+        text = "\r\n".join([*lines, *(f"{k}: {v}" for k, v in headers.items())])
         try:
             head = (text + "\r\nContent-Length: ").encode("latin-1")
         except UnicodeEncodeError:
             raise InvalidRequest("a header is not latin-1 text") from None
-        return cls(Origin(parts.scheme, host, port or (443 if parts.scheme == "https" else 80)), head)
+        default_port = 443 if parts.scheme == "https" else 80
+        origin = Origin(parts.scheme, host, port or default_port, proxy, tls if parts.scheme == "https" else None)
+        return cls(origin, head)
 
     def encode(self, body: bytes) -> bytes:
         return b"%b%d\r\n\r\n%b" % (self.head, len(body), body)
@@ -408,18 +433,26 @@ class Pool:
         if self._closed:
             raise PoolClosed("the connection pool is closed")
         loop = asyncio.get_running_loop()
-        tls = self._tls() if origin.scheme == "https" else None
-        error: Exception = ConnectionClosed(f"no address for {origin.host}")
+        tls = (origin.tls or self._tls()) if origin.scheme == "https" else None
+        proxy = origin.proxy
+        host, port = (proxy.host, proxy.port) if proxy else (origin.host, origin.port)
+        error: Exception = ConnectionClosed(f"no address for {host}")
         async with asyncio.timeout_at(connect_by):
-            for address in await self._addresses(origin):
+            for address in await self._addresses(host, port):
                 try:
-                    _, conn = await loop.create_connection(
-                        self._new_connection(origin),
-                        address,
-                        origin.port,
-                        ssl=tls,
-                        server_hostname=origin.host if tls else None,
-                    )
+                    if proxy is not None and tls is not None:
+                        sock = await tunnel(address, proxy, origin.host, origin.port)
+                        _, conn = await loop.create_connection(
+                            self._new_connection(origin), sock=sock, ssl=tls, server_hostname=origin.host
+                        )
+                    else:
+                        _, conn = await loop.create_connection(
+                            self._new_connection(origin),
+                            address,
+                            port,
+                            ssl=tls,
+                            server_hostname=origin.host if tls else None,
+                        )
                 except OSError as exc:
                     error = exc
                     continue
@@ -430,20 +463,20 @@ class Pool:
     def _new_connection(self, origin: Origin) -> Callable[[], Connection]:
         return lambda: Connection(origin, self._lost_idle, max_body=self._max_body, max_stream=self._max_stream)
 
-    async def _addresses(self, origin: Origin) -> list[str]:
-        """The origin's addresses, resolved at most every five minutes."""
+    async def _addresses(self, host: str, port: int) -> list[str]:
+        """A host's addresses, resolved at most every five minutes."""
         try:
-            ip_address(origin.host)
+            ip_address(host)
         except ValueError:
             pass
         else:
-            return [origin.host]
+            return [host]
         loop = asyncio.get_running_loop()
-        key = (origin.host, origin.port)
+        key = (host, port)
         cached = self._dns.get(key)
         if cached is not None and cached[0] > loop.time():
             return cached[1]
-        infos = await loop.getaddrinfo(origin.host, origin.port, type=socket.SOCK_STREAM)
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
         self._dns[key] = (loop.time() + _DNS_SECONDS, addresses)
         return addresses

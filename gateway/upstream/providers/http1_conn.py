@@ -11,6 +11,7 @@ the gateway's memory.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +19,9 @@ from typing import Final, cast
 
 import httptools
 
+from gateway.upstream.providers.network import Proxy
+
+MAX_HEAD_BYTES: Final = 64 * 1024  # an answer's status line and headers (aiohttp: 8 KiB a line; h11: 16 KiB)
 _HIGH_WATER: Final = 1 << 20  # unread stream bytes at which reading pauses
 _DECODERS: Final = {b"gzip": 31, b"x-gzip": 31, b"deflate": 15}  # Content-Encoding -> zlib wbits
 _NO_BODY: Final = (204, 304)
@@ -40,7 +44,14 @@ class ContentError(HttpError):
 
 
 class ResponseTooLarge(ContentError):
-    """The body (decoded, or still encoded on the wire) is over the connection's size limit."""
+    """The body (decoded, or still encoded on the wire) is over the connection's size limit.
+
+    ``limit`` names which, for metrics: ``answer_bytes``, ``stream_bytes``, ``encoded_bytes`` (before
+    decoding), ``unread_bytes`` (a small piece that inflates past what may wait unread) or ``head_bytes``."""
+
+    def __init__(self, message: str, limit: str = "answer_bytes") -> None:
+        super().__init__(message)
+        self.limit = limit
 
 
 class InvalidRequest(HttpError):
@@ -53,9 +64,13 @@ class PoolClosed(HttpError):
 
 @dataclass(frozen=True, slots=True)
 class Origin:
+    """Where connections go, and how: connections are pooled (and reused) per distinct origin."""
+
     scheme: str
     host: str
     port: int
+    proxy: Proxy | None = None  # connect through this HTTP proxy (CONNECT for https)
+    tls: ssl.SSLContext | None = None  # https: this context instead of the pool's default
 
 
 class Connection(asyncio.Protocol):
@@ -83,6 +98,7 @@ class Connection(asyncio.Protocol):
 
     def _begin(self, *, streaming: bool) -> None:
         self.status = 0
+        self._head_bytes = 0
         self.head_done = self.done = self.got_bytes = self.keep_alive = self._paused = False
         self.error: BaseException | None = None
         self._streaming = streaming
@@ -251,6 +267,10 @@ class Connection(asyncio.Protocol):
             self._fail(ProtocolError("the upstream switched protocols"))
         except httptools.HttpParserError as exc:
             self._fail(ProtocolError(f"malformed HTTP response: {exc}"))
+        if not self.head_done:
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD_BYTES and self.error is None:
+                self._fail(ResponseTooLarge(f"the answer's head exceeds {MAX_HEAD_BYTES} bytes", "head_bytes"))
 
     def eof_received(self) -> bool:
         self._eof()
@@ -333,7 +353,7 @@ class Connection(asyncio.Protocol):
         """
         self._wire += len(data)
         if self._wire > self._limit:  # e.g. endless empty deflate blocks, which decode to nothing
-            self._too_large(f"exceeds {self._limit} bytes before {self._encoding.decode()} decoding")
+            self._too_large(f"exceeds {self._limit} bytes before {self._encoding.decode()} decoding", "encoded_bytes")
             return b""
         room = self._limit - self._size
         if self._streaming and self._max_body - self._buffered < room:
@@ -344,20 +364,19 @@ class Connection(asyncio.Protocol):
             self._fail(ContentError(f"the {self._encoding.decode()} body is corrupt"))
             return b""
         if len(body) > room:
-            self._too_large(self._over(len(body)))
+            if self._size + len(body) > self._limit:
+                self._too_large()
+            else:
+                self._too_large(f"inflates to over {self._max_body} unread bytes at once", "unread_bytes")
             return b""
         return body
 
-    def _over(self, more: int) -> str:
-        if self._size + more > self._limit:
-            return f"exceeds {self._limit} bytes"
-        return f"inflates to over {self._max_body} unread bytes at once"
-
-    def _too_large(self, why: str = "") -> None:
+    def _too_large(self, why: str = "", limit: str = "") -> None:
         if not self._streaming:
             self._body = []  # nobody will read it: free it now, not when the connection is collected
         what = "stream" if self._streaming else "answer"
-        self._fail(ResponseTooLarge(f"the {what} {why or f'exceeds {self._limit} bytes'}"))
+        limit = limit or f"{what}_bytes"
+        self._fail(ResponseTooLarge(f"the {what} {why or f'exceeds {self._limit} bytes'}", limit))
 
     def on_message_complete(self) -> None:
         if self._extra or self.error is not None:

@@ -8,8 +8,9 @@ heads precomputed per deployment, bodies parsed once with orjson, no translation
 from __future__ import annotations
 
 import functools
+import logging
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 
 import orjson
 
@@ -19,8 +20,10 @@ from gateway.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from gateway.policy.policy_set import PolicySet
 from gateway.upstream.providers import http1
 from gateway.upstream.providers.base import Endpoint, Json, Target
+from gateway.upstream.providers.network import Link, ProxyEnv, link_for
 from gateway.upstream.providers.upstream_errors import status_error, stream_error
 
 PATHS: dict[str, str] = {"chat": "/chat/completions", "completions": "/completions", "embeddings": "/embeddings"}
@@ -28,6 +31,8 @@ _CONNECT_TIMEOUT = 5.0
 _LINE_LIMIT = 4 * 1024 * 1024  # the longest stream event line accepted
 _DRAIN_SECONDS = 1.0  # after [DONE], how long to wait for the end of the body (to reuse the connection)
 _USER_AGENT = "switchyard-gateway"
+log = logging.getLogger("gateway.upstream")
+OnLimit = Callable[[str, str], None]  # (deployment, limit) when an upstream hit one of the client's limits
 
 
 class _LineTooLong(Exception):
@@ -38,25 +43,54 @@ _TRANSPORT_ERRORS = (http1.HttpError, OSError, _LineTooLong)  # OSError includes
 
 
 class OpenAICompatibleProvider:
-    def __init__(self, *, max_connections: int = 512, ssl_context: ssl.SSLContext | None = None) -> None:
-        """``ssl_context`` replaces ``ssl.create_default_context()`` for https upstreams (tests trust their own CA)."""
+    def __init__(
+        self,
+        *,
+        max_connections: int = 512,
+        ssl_context: ssl.SSLContext | None = None,
+        env: Mapping[str, str] | None = None,
+        on_limit: OnLimit | None = None,
+    ) -> None:
+        """``ssl_context`` replaces the default trust for https deployments without ``tls:`` (tests trust their
+        own CA); ``env`` is where the proxy variables are read (none: no proxy unless a deployment names one);
+        ``on_limit`` hears of each answer refused for a size limit or a stream's read timeout (for metrics)."""
         self._pool = http1.Pool(max_connections=max_connections, ssl_context=ssl_context)
+        self._proxies = ProxyEnv.read(env or {})
+        self._links: dict[str, Link] = {}
+        self._on_limit = on_limit
+
+    def configure(self, policy: PolicySet) -> None:
+        """How each deployment of ``policy`` is reached (proxy, TLS); run at start and at each reload."""
+        self._links = {
+            dep.id: link_for(dep.spec.proxy, dep.spec.tls, dep.spec.base_url or "", self._proxies)
+            for dep in policy.deployments.values()
+            if dep.spec.base_url
+        }
+        for dep_id, link in self._links.items():
+            if link.proxy is not None:
+                log.info("deployment %s is reached through the proxy %s", dep_id, link.proxy)
+
+    def _link(self, target: Target) -> Link:
+        link = self._links.get(target.deployment)
+        if link is None:  # not in the policy this provider was configured with (a direct caller, a test)
+            link = link_for(None, None, target.base_url or "", self._proxies)
+        return link
 
     async def aclose(self) -> None:
         await self._pool.aclose()
 
     async def complete(self, endpoint: Endpoint, target: Target, body: Json) -> Json:
         try:
-            post = _post(target.base_url or "", endpoint, target.api_key, False)
+            post = _post(target.base_url or "", endpoint, target.api_key, False, self._link(target))
             timeout = target.timeout_seconds
             connect = min(_CONNECT_TIMEOUT, timeout)
             status, content, retry_after = await self._pool.fetch(
                 post, orjson.dumps(body), timeout=timeout, connect_timeout=connect
             )
         except _TRANSPORT_ERRORS as exc:
-            raise _transport_error(target, exc) from None
+            raise self._transport_error(target, exc, streaming=False) from None
         if status != 200:
-            raise status_error(target.deployment, status, content, target.api_key, retry_after)
+            raise _status_error(target, status, content, retry_after)
         try:
             parsed = orjson.loads(content)
         except orjson.JSONDecodeError:
@@ -72,7 +106,7 @@ class OpenAICompatibleProvider:
             if response.status != 200:
                 content = await response.read()
                 finished = True
-                raise status_error(target.deployment, response.status, content, target.api_key, response.retry_after)
+                raise _status_error(target, response.status, content, response.retry_after)
             lines = _DataLines()
             while True:
                 piece = await response.read_some()  # b"" at the end of the body
@@ -87,7 +121,7 @@ class OpenAICompatibleProvider:
                 if not piece:
                     raise UpstreamUnavailable(f"deployment {target.deployment!r} closed the stream before [DONE]")
         except _TRANSPORT_ERRORS as exc:
-            raise _transport_error(target, exc) from None
+            raise self._transport_error(target, exc, streaming=True) from None
         finally:
             if finished:
                 response.release()
@@ -96,16 +130,39 @@ class OpenAICompatibleProvider:
 
     async def _open(self, endpoint: Endpoint, target: Target, body: Json) -> http1.Response:
         try:
-            post = _post(target.base_url or "", endpoint, target.api_key, True)
+            post = _post(target.base_url or "", endpoint, target.api_key, True, self._link(target))
             timeout = target.timeout_seconds
             connect = min(_CONNECT_TIMEOUT, timeout)
             return await self._pool.stream(post, orjson.dumps(body), read_timeout=timeout, connect_timeout=connect)
         except _TRANSPORT_ERRORS as exc:
-            raise _transport_error(target, exc) from None
+            raise self._transport_error(target, exc, streaming=False) from None
+
+    async def get(self, target: Target, url: str) -> tuple[int, bytes]:
+        """``GET url`` the way ``target``'s deployment is reached (its proxy, its TLS), within its timeout.
+
+        For health checks and the model list; raises the same :class:`UpstreamError` as a call."""
+        link = self._link(target)
+        headers = {"User-Agent": _USER_AGENT, "Accept": "application/json"}
+        if target.api_key:
+            headers["Authorization"] = f"Bearer {target.api_key}"
+        try:
+            request = http1.Post.to(url, headers, proxy=link.proxy, tls=link.tls, method="GET")
+            timeout = target.timeout_seconds
+            connect = min(_CONNECT_TIMEOUT, timeout)
+            answer = await self._pool.fetch(request, b"", timeout=timeout, connect_timeout=connect)
+        except _TRANSPORT_ERRORS as exc:
+            raise self._transport_error(target, exc, streaming=False) from None
+        return answer.status, answer.body
+
+    def _transport_error(self, target: Target, exc: BaseException, *, streaming: bool) -> UpstreamError:
+        limit = _limit_hit(exc, streaming)
+        if limit is not None and self._on_limit is not None:
+            self._on_limit(target.deployment, limit)
+        return _transport_error(target, exc, streaming)
 
 
 @functools.lru_cache(maxsize=1024)
-def _post(base_url: str, endpoint: Endpoint, api_key: str | None, stream: bool) -> http1.Post:
+def _post(base_url: str, endpoint: Endpoint, api_key: str | None, stream: bool, link: Link) -> http1.Post:
     """The request head, built once per deployment and endpoint."""
     headers = {
         "User-Agent": _USER_AGENT,
@@ -114,7 +171,26 @@ def _post(base_url: str, endpoint: Endpoint, api_key: str | None, stream: bool) 
     }
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
-    return http1.Post.to(base_url.rstrip("/") + PATHS[endpoint], headers)
+    return http1.Post.to(base_url.rstrip("/") + PATHS[endpoint], headers, proxy=link.proxy, tls=link.tls)
+
+
+def _status_error(target: Target, status: int, content: bytes, retry_after: float | None) -> UpstreamError:
+    if status == 407:  # from a proxy on the way (absolute-form requests), not from the deployment
+        return UpstreamUnavailable(
+            f"deployment {target.deployment!r}: the proxy refused the request: 407 Proxy Authentication Required"
+        )
+    return status_error(target.deployment, status, content, target.api_key, retry_after)
+
+
+def _limit_hit(exc: BaseException, streaming: bool) -> str | None:
+    """Which of the client's limits the upstream ran into, if any (a metrics label)."""
+    if isinstance(exc, http1.ResponseTooLarge):
+        return exc.limit
+    if isinstance(exc, _LineTooLong):
+        return "stream_line_bytes"
+    if streaming and isinstance(exc, TimeoutError):
+        return "stream_read_timeout"
+    return None
 
 
 class _DataLines:
@@ -167,15 +243,30 @@ def _chunk(target: Target, data: bytes) -> Json | None:
     return chunk
 
 
-def _transport_error(target: Target, exc: BaseException) -> UpstreamError:
+def _transport_error(target: Target, exc: BaseException, streaming: bool) -> UpstreamError:
+    name = target.deployment
     if isinstance(exc, TimeoutError):
-        return UpstreamTimeout(f"deployment {target.deployment!r} timed out")
+        if streaming:
+            return UpstreamTimeout(f"deployment {name!r} sent nothing for {target.timeout_seconds:g} s mid-stream")
+        return UpstreamTimeout(f"deployment {name!r} timed out")
     if isinstance(exc, _LineTooLong):
-        return UpstreamBadResponse(f"deployment {target.deployment!r} sent a stream line over {_LINE_LIMIT} bytes")
+        return UpstreamBadResponse(f"deployment {name!r} sent a stream line over {_LINE_LIMIT} bytes")
     if isinstance(exc, http1.ResponseTooLarge):  # not worth asking the same deployment again
-        error = UpstreamBadResponse(f"deployment {target.deployment!r} sent an answer over the size limit: {exc}")
+        error: UpstreamError = UpstreamBadResponse(f"deployment {name!r} sent an answer over the size limit: {exc}")
         error.retry_same = False
         return error
     if isinstance(exc, http1.ContentError):
-        return UpstreamBadResponse(f"deployment {target.deployment!r} sent a body that cannot be decoded: {exc}")
-    return UpstreamUnavailable(f"deployment {target.deployment!r} is unreachable ({type(exc).__name__})")
+        return UpstreamBadResponse(f"deployment {name!r} sent a body that cannot be decoded: {exc}")
+    if isinstance(exc, http1.ProxyError):
+        return UpstreamUnavailable(f"deployment {name!r} is unreachable: {exc}")
+    if isinstance(exc, ssl.SSLError):  # certificate not trusted, client certificate refused, ...
+        error = UpstreamUnavailable(f"deployment {name!r} is unreachable: TLS failed ({_tls_reason(exc)})")
+        error.retry_same = False
+        return error
+    return UpstreamUnavailable(f"deployment {name!r} is unreachable ({type(exc).__name__})")
+
+
+def _tls_reason(exc: ssl.SSLError) -> str:
+    if isinstance(exc, ssl.SSLCertVerificationError) and exc.verify_message:
+        return f"certificate verify failed: {exc.verify_message}"
+    return str(exc.reason or exc.strerror or type(exc).__name__).replace("_", " ").lower()
