@@ -22,6 +22,7 @@ from starlette.types import Receive, Scope, Send
 from gateway.classify import load_default_classifier
 from gateway.errors import AuthenticationFailed, GatewayError, MethodNotAllowed, ModelNotFound, RouteNotFound
 from gateway.http import edge, fastpath
+from gateway.http.drain import drain_of
 from gateway.http.endpoints import messages_endpoint, openai_endpoint
 from gateway.http.reload import PolicyWatcher
 from gateway.observe.audit import AuditLog
@@ -235,6 +236,8 @@ async def _readyz(request: Request) -> Response:
     gw: Gateway | None = getattr(request.app.state, "gw", None)
     if gw is None:
         return JSONResponse({"status": "starting"}, status_code=503)
+    if (drain := drain_of(request.scope.get("state"))) is not None and drain.draining:
+        return JSONResponse({"status": "draining"}, status_code=503)  # SIGTERM: take this replica out
     policy = gw.routing.policy
     tripped = await gw.routing.gate.unhealthy(policy)
     states = {

@@ -13,8 +13,9 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, UpstreamUnavailable
 from gateway.http import edge, sse
+from gateway.http.drain import CUT_CODE, CUT_MESSAGE
 from gateway.http.fastpath import EventStream
 from gateway.observe.observation import Observation, Sink, observed
 from gateway.observe.record import RequestRecord
@@ -114,10 +115,16 @@ def _openai_stream(
     outcome: Streaming, obs: Observation, after: Callable[[RequestRecord], Awaitable[None]], routed: Routed
 ) -> EventStream:
     encoder = sse.OpenAIEvents(outcome.deployment.model_id, routed.request.include_usage)
-    return EventStream(observed(outcome, obs, after, encoder))
+    return EventStream(observed(outcome, obs, after, encoder), cut=lambda: encoder.error(_cut()))
 
 
 def _anthropic_stream(
     outcome: Streaming, obs: Observation, after: Callable[[RequestRecord], Awaitable[None]], routed: Routed
 ) -> EventStream:
-    return EventStream(observed(outcome, obs, after, sse.AnthropicEvents(outcome.deployment.model_id)))
+    encoder = sse.AnthropicEvents(outcome.deployment.model_id)
+    return EventStream(observed(outcome, obs, after, encoder), cut=lambda: encoder.error(_cut()))
+
+
+def _cut() -> UpstreamUnavailable:
+    """What a stream cut by the drain timeout ends with (a 503: the client may retry on another replica)."""
+    return UpstreamUnavailable(CUT_MESSAGE, code=CUT_CODE)
