@@ -24,6 +24,9 @@ timer per request):
   it answers 503 only to a *request*, so connections that never send one would still hold a file
   descriptor each.
 
+Draining (:mod:`gateway.http.drain`): once the process has begun to drain, every answer, on a new
+connection or a kept-alive one, carries ``Connection: close`` and closes its connection once it is out.
+
 Joined writes: uvicorn writes the status line and headers as soon as the app sends
 ``http.response.start``, and the body with the next message: two writes, so two trips through the
 loopback TCP stack, for every answer (strace of one proxied request: read, write upstream, read
