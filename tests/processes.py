@@ -55,7 +55,12 @@ def serve(policy: Path, env: dict[str, str], *args: str) -> Iterator[Served]:
     )
     served = Served(f"http://127.0.0.1:{port}", proc=proc)
     try:
-        _wait_ready(served.url, proc)
+        try:
+            _wait_ready(served.url, proc)
+        except AssertionError:
+            proc.kill()
+            served.stdout, served.stderr = proc.communicate(timeout=20)
+            raise AssertionError("gateway did not start:\n" + served.stderr[-3000:]) from None
         yield served
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -28,6 +28,7 @@ from gateway.http.reload import PolicyWatcher
 from gateway.observe.audit import AuditLog
 from gateway.observe.metrics import Metrics
 from gateway.observe.observation import Sink
+from gateway.observe.tracing import open_tracing
 from gateway.policy.decide import decide, refusal
 from gateway.policy.policy_set import PolicySet
 from gateway.policy.visible import visible_models
@@ -111,6 +112,9 @@ async def _start(settings: Settings, env: Mapping[str, str] | None, stack: Async
     classifier = load_default_classifier()
     routing = Routing(policy, classifier, Caller(providers, gate, lookup), guards, gate)
     sinks: list[Sink] = [metrics.record]
+    if (tracing := open_tracing(lookup)) is not None:  # OTEL_EXPORTER_OTLP_ENDPOINT set
+        stack.callback(tracing.close)
+        sinks.append(tracing.record)
     if settings.audit_log:
         audit = AuditLog(settings.audit_log, settings.audit_flush_seconds, shared=settings.workers > 1)
         stack.callback(audit.close)

@@ -34,6 +34,7 @@ async def openai_endpoint(request: Request, routing: Routing, sinks: Sequence[Si
     headers = edge.header_dict(request)
     rid = edge.request_id(request, headers)
     obs = Observation(sinks, routing.policy, endpoint, rid)
+    obs.traceparent = headers.get("traceparent")
     try:
         raw = await edge.read_body(request, routing.policy.limits.max_body_bytes, headers)
         routed = await route(routing, endpoint, raw, headers, obs.decided)
@@ -50,6 +51,7 @@ async def messages_endpoint(request: Request, routing: Routing, sinks: Sequence[
     headers = edge.header_dict(request)
     rid = edge.request_id(request, headers)
     obs = Observation(sinks, routing.policy, "messages", rid)
+    obs.traceparent = headers.get("traceparent")
     try:
         raw = await edge.read_body(request, routing.policy.limits.max_body_bytes, headers)
         body = orjson.dumps(anthropic.to_openai(parse_json(raw)))

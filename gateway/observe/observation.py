@@ -92,6 +92,7 @@ class Observation:
         self.prompt: str | None = None
         self.completion: list[str] | None = None
         self.cache: str | None = None
+        self.traceparent: str | None = None
 
     def decided(self, decision: Decision, prompt: str) -> None:
         self.decision = decision
@@ -179,6 +180,7 @@ class Observation:
             cache=self.cache,
             content=self._content(),
             usage_estimated=estimated,
+            traceparent=self.traceparent,
         )
 
     def _costs(self, dep: Deployment | None, route: str, tokens: Tokens) -> tuple[float, float]:
