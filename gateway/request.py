@@ -25,3 +25,4 @@ class ChatRequest:
     max_tokens: int | None
     prompt_tokens_estimate: int
     data_class: str | None  # from the x-gateway-data-class header, if any
+    traceparent: str | None = None  # the client's W3C trace context, passed on to the upstream

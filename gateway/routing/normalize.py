@@ -10,6 +10,7 @@ pass through untouched.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -81,7 +82,17 @@ def normalize(endpoint: Endpoint, raw: bytes, headers: Mapping[str, str]) -> Cha
         max_tokens=_max_tokens(body),
         prompt_tokens_estimate=max(1, len(text) // CHARS_PER_TOKEN),
         data_class=headers.get("x-gateway-data-class") or None,
+        traceparent=_traceparent(headers),
     )
+
+
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
+
+
+def _traceparent(headers: Mapping[str, str]) -> str | None:
+    """The client's W3C ``traceparent``, if well formed (it goes into the upstream request's head)."""
+    value = headers.get("traceparent")
+    return value if value is not None and _TRACEPARENT.match(value) else None
 
 
 def shown(value: Any, limit: int = 80) -> str:

@@ -26,7 +26,7 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from gateway.errors import RETRYABLE, AllCandidatesFailed, UpstreamBadResponse, UpstreamError
@@ -87,6 +87,8 @@ class Caller:
         self, policy: PolicySet, decision: Decision, request: ChatRequest, deadline_seconds: float
     ) -> Completed:
         async def once(dep: Deployment, target: Target) -> Json:
+            if request.traceparent is not None:
+                target = replace(target, traceparent=request.traceparent)
             body = shape.upstream_body(request, target.upstream_model)
             answer = await self.providers(dep.spec.provider).complete(request.endpoint, target, body)
             # usage is what the tenant is billed by: a whole answer with mistyped counts is a bad answer (502,
@@ -104,6 +106,8 @@ class Caller:
         self, policy: PolicySet, decision: Decision, request: ChatRequest, deadline_seconds: float
     ) -> Streaming:
         async def once(dep: Deployment, target: Target) -> tuple[Json, AsyncIterator[Json]]:
+            if request.traceparent is not None:
+                target = replace(target, traceparent=request.traceparent)
             body = shape.upstream_body(request, target.upstream_model)
             chunks = self.providers(dep.spec.provider).stream(request.endpoint, target, body)
             try:

@@ -1,7 +1,7 @@
 """OpenTelemetry (gateway/observe/tracing.py) against a real OTLP/HTTP receiver on loopback that decodes the
 protobuf export: a span per request with the GenAI and switchyard attributes, a child per upstream attempt
-(a retry visible), the stream, the client's trace id kept. Off unless OTEL_EXPORTER_OTLP_ENDPOINT is set:
-then opentelemetry is not even imported."""
+(a retry visible), the stream, the client's trace id kept and its traceparent passed on to the upstream.
+Off unless OTEL_EXPORTER_OTLP_ENDPOINT is set: then the SDK and exporter are not even imported."""
 
 from __future__ import annotations
 
@@ -98,6 +98,9 @@ def test_requests_become_spans_with_genai_attributes_attempts_and_the_clients_tr
     outcomes = [attributes(s)["switchyard.outcome"] for s in children]
     assert [s.name for s in children] == ["attempt cn-open-a", "attempt cn-open-a"]
     assert outcomes[1] == "ok" and outcomes[0] != "ok", "the retry is visible"
+    sent = [call.headers.get("traceparent", "") for call in upstreams.controls["a"].calls()]
+    assert len(sent) == 3 and all(TRACE_ID in value for value in sent[:2]), "both attempts pass the trace on"
+    assert sent[2] == "", "a request without one sends none"
     (stream_root,) = [s for s in roots if s is not plain]
     names = {s.name for s in receiver.spans if s.parent_span_id == stream_root.span_id}
     assert names == {"attempt cn-open-a", "stream"}
