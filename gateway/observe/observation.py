@@ -93,9 +93,11 @@ class Observation:
         self.completion: list[str] | None = None
         self.cache: str | None = None
         self.traceparent: str | None = None
+        self.decided_seconds: float | None = None
 
     def decided(self, decision: Decision, prompt: str) -> None:
         self.decision = decision
+        self.decided_seconds = time.perf_counter() - self.started
         if self.policy.tenants[decision.tenant].audit_content:
             self.prompt, self.completion = prompt, []
 
@@ -181,6 +183,7 @@ class Observation:
             content=self._content(),
             usage_estimated=estimated,
             traceparent=self.traceparent,
+            decided_seconds=self.decided_seconds,
         )
 
     def _costs(self, dep: Deployment | None, route: str, tokens: Tokens) -> tuple[float, float]:

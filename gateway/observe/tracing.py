@@ -1,10 +1,11 @@
 """OpenTelemetry traces, on only when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set (nothing is imported otherwise).
 
 A sink like metrics and the audit: each finished request's record becomes a span, ``{operation} {model}``,
-with children for each upstream attempt (retries and fallbacks, one span each, laid end to end from
+with children for classify+policy, each upstream attempt (retries and fallbacks, one span each, laid end to end from
 their recorded durations) and, for a stream, the stream from its first byte to its end. Built after the
-fact from the record, so the request path does no tracing work. The attributes follow the GenAI semantic
-conventions (``gen_ai.*``) plus the gateway's own (``switchyard.*``). A client's W3C ``traceparent``
+fact from the record, so the request path does no tracing work (the record keeps one more timestamp,
+when the routing decision was made: ``classify+policy`` spans arrival to decision). The attributes follow
+the GenAI semantic conventions (``gen_ai.*``) plus the gateway's own (``switchyard.*``). A client's W3C ``traceparent``
 makes the request span its child. The exporter is OTLP over HTTP/protobuf, configured by the standard
 ``OTEL_*`` variables (endpoint, headers, ``OTEL_SERVICE_NAME``, ``OTEL_BSP_*`` batching).
 """
@@ -46,7 +47,10 @@ class Tracing:
         from opentelemetry import trace
 
         inner = trace.set_span_in_context(span)
-        at = start + int(max(record.overhead_seconds, 0.0) * 1e9 / 2)  # attempts begin after admission
+        at = start
+        if record.decided_seconds is not None:  # auth, normalize, classify and policy
+            at = start + int(record.decided_seconds * 1e9)
+            self.tracer.start_span("classify+policy", context=inner, start_time=start).end(end_time=at)
         for number, attempt in enumerate(record.attempts, 1):
             took = int(attempt.seconds * 1e9)
             facts: dict[str, Any] = {"switchyard.deployment": attempt.deployment, "switchyard.attempt": number}
