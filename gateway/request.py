@@ -37,3 +37,4 @@ class ChatRequest:
     prompt_tokens_estimate: int
     data_class: str | None  # from the x-gateway-data-class header, if any
     native: Native | None = None  # the client's body in its own API, when that is not OpenAI's
+    traceparent: str | None = None  # the client's W3C trace context, passed on to the upstream

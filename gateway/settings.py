@@ -19,6 +19,9 @@ class Settings:
     audit_flush_seconds: float = 1.0  # longest a line waits to be written; 0 writes each line at once
     reload_seconds: float = 5.0  # how often to look for policy changes; 0 turns reloading off
     workers: int = 1  # processes serving one port
+    # SIGTERM: how long requests in flight get before streams are cut (deploy/README.md "Rolling updates");
+    # Kubernetes: terminationGracePeriodSeconds (60) - the preStop sleep (5) - a margin to stop (5)
+    drain_seconds: float = 50.0
     # The HTTP edge (gateway/http/protocol.py, README "Limits at the edge"); per worker process.
     max_header_bytes: int = 64 * 1024  # request target and header lines; over it: 431
     max_headers: int = 100  # header lines; over it: 431

@@ -42,6 +42,7 @@ class Served:
     url: str
     stdout: str = ""
     stderr: str = ""
+    proc: subprocess.Popen[str] | None = None  # the gateway process, to signal or wait for
 
 
 @contextmanager
@@ -52,9 +53,14 @@ def serve(policy: Path, env: dict[str, str], *args: str) -> Iterator[Served]:
     proc = subprocess.Popen(
         command, cwd=REPO, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    served = Served(f"http://127.0.0.1:{port}")
+    served = Served(f"http://127.0.0.1:{port}", proc=proc)
     try:
-        _wait_ready(served.url, proc)
+        try:
+            _wait_ready(served.url, proc)
+        except AssertionError:
+            proc.kill()
+            served.stdout, served.stderr = proc.communicate(timeout=20)
+            raise AssertionError("gateway did not start:\n" + served.stderr[-3000:]) from None
         yield served
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -43,6 +43,10 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     serve.add_argument("--reload-seconds", type=float, default=5.0, help="policy change check interval; 0 = off")
     serve.add_argument("--workers", type=int, default=1, help="worker processes (metrics shared, see README)")
+    serve.add_argument(
+        "--drain-seconds", type=float, default=Settings().drain_seconds, metavar="S",
+        help="on SIGTERM, how long requests in flight get before streams are cut (default %(default)g)",
+    )  # fmt: skip
     _edge_arguments(serve)
     serve.set_defaults(run=_serve)
 
@@ -132,6 +136,9 @@ def _serve(args: argparse.Namespace) -> int:
     if not 0 <= args.audit_flush_seconds <= 60:
         print("error: --audit-flush-seconds must be between 0 and 60", file=sys.stderr)
         return 2
+    if args.drain_seconds < 0:
+        print("error: --drain-seconds must be 0 or more", file=sys.stderr)
+        return 2
     edge = {field: getattr(args, field) for field, _, _ in EDGE_FLAGS}
     for field, value in edge.items():
         if value <= 0:
@@ -140,7 +147,7 @@ def _serve(args: argparse.Namespace) -> int:
     settings = Settings(
         policies=args.policies, host=args.host, port=args.port, demo=args.demo, log_level=args.log_level,
         audit_log=None if args.audit_log == "off" else args.audit_log, reload_seconds=args.reload_seconds,
-        workers=args.workers, audit_flush_seconds=args.audit_flush_seconds, **edge,
+        workers=args.workers, audit_flush_seconds=args.audit_flush_seconds, drain_seconds=args.drain_seconds, **edge,
     )  # fmt: skip
     return run(settings)
 

@@ -23,11 +23,13 @@ from starlette.types import Receive, Scope, Send
 from gateway.classify import load_default_classifier
 from gateway.errors import AuthenticationFailed, GatewayError, MethodNotAllowed, ModelNotFound, RouteNotFound
 from gateway.http import edge, fastpath
+from gateway.http.drain import drain_of
 from gateway.http.endpoints import count_tokens_endpoint, messages_endpoint, openai_endpoint
 from gateway.http.reload import PolicyWatcher
 from gateway.observe.audit import AuditLog
 from gateway.observe.metrics import Metrics
 from gateway.observe.observation import Sink
+from gateway.observe.tracing import open_tracing
 from gateway.policy.decide import decide, refusal
 from gateway.policy.policy_set import Deployment, PolicySet
 from gateway.policy.visible import visible_models
@@ -113,6 +115,9 @@ async def _start(settings: Settings, env: Mapping[str, str] | None, stack: Async
     caller = Caller(providers, gate, lookup, passthrough=providers.passthrough)
     routing = Routing(policy, classifier, caller, guards, gate)
     sinks: list[Sink] = [metrics.record]
+    if (tracing := open_tracing(lookup)) is not None:  # OTEL_EXPORTER_OTLP_ENDPOINT set
+        stack.callback(tracing.close)
+        sinks.append(tracing.record)
     if settings.audit_log:
         audit = AuditLog(settings.audit_log, settings.audit_flush_seconds, shared=settings.workers > 1)
         stack.callback(audit.close)
@@ -263,6 +268,8 @@ async def _readyz(request: Request) -> Response:
     gw: Gateway | None = getattr(request.app.state, "gw", None)
     if gw is None:
         return JSONResponse({"status": "starting"}, status_code=503)
+    if (drain := drain_of(request.scope.get("state"))) is not None and drain.draining:
+        return JSONResponse({"status": "draining"}, status_code=503)  # SIGTERM: take this replica out
     policy = gw.routing.policy
     gate = gw.routing.gate
     tripped = await gate.unhealthy(policy)

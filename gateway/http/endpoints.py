@@ -14,8 +14,9 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.errors import GatewayError, InvalidRequest
+from gateway.errors import GatewayError, InvalidRequest, UpstreamUnavailable
 from gateway.http import edge, sse
+from gateway.http.drain import CUT_CODE, CUT_MESSAGE
 from gateway.http.fastpath import EventStream
 from gateway.observe.observation import Observation, Sink, observed
 from gateway.observe.record import RequestRecord
@@ -40,6 +41,7 @@ async def openai_endpoint(request: Request, routing: Routing, sinks: Sequence[Si
     headers = edge.header_dict(request)
     rid = edge.request_id(request, headers)
     obs = Observation(sinks, routing.policy, endpoint, rid)
+    obs.traceparent = headers.get("traceparent")
     try:
         raw = await edge.read_body(request, routing.policy.limits.max_body_bytes, headers)
         routed = await route(routing, endpoint, raw, headers, obs.decided)
@@ -59,6 +61,7 @@ async def messages_endpoint(request: Request, routing: Routing, sinks: Sequence[
     headers = edge.header_dict(request)
     rid = edge.request_id(request, headers)
     obs = Observation(sinks, routing.policy, "messages", rid)
+    obs.traceparent = headers.get("traceparent")
     try:
         raw = await edge.read_body(request, routing.policy.limits.max_body_bytes, headers)
         native = Native("anthropic", parse_json(raw), _protocol_headers(headers))
@@ -167,7 +170,7 @@ def _openai_stream(
     outcome: Streaming, obs: Observation, after: Callable[[RequestRecord], Awaitable[None]], routed: Routed
 ) -> EventStream:
     encoder = sse.OpenAIEvents(outcome.deployment.model_id, routed.request.include_usage)
-    return EventStream(observed(outcome, obs, after, encoder))
+    return EventStream(observed(outcome, obs, after, encoder), cut=lambda: encoder.error(_cut()))
 
 
 def _anthropic_stream(
@@ -175,4 +178,9 @@ def _anthropic_stream(
 ) -> EventStream:
     model = outcome.deployment.model_id
     encoder = sse.AnthropicPassedEvents(model) if outcome.passthrough else sse.AnthropicEvents(model)
-    return EventStream(observed(outcome, obs, after, encoder))
+    return EventStream(observed(outcome, obs, after, encoder), cut=lambda: encoder.error(_cut()))
+
+
+def _cut() -> UpstreamUnavailable:
+    """What a stream cut by the drain timeout ends with (a 503: the client may retry on another replica)."""
+    return UpstreamUnavailable(CUT_MESSAGE, code=CUT_CODE)

@@ -21,6 +21,7 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.errors import GatewayError
 from gateway.http import coalesce, edge
+from gateway.http.drain import drain_of
 
 log = logging.getLogger("gateway")
 Handler = Callable[[Request], Awaitable[Response]]
@@ -71,8 +72,14 @@ class EventStream(Response):
 
     media_type = "text/event-stream"
 
-    def __init__(self, events: AsyncIterator[bytes], headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        events: AsyncIterator[bytes],
+        headers: Mapping[str, str] | None = None,
+        cut: Callable[[], bytes] | None = None,
+    ) -> None:
         self.events = events
+        self.cut = cut  # the error event that ends a stream cut by the drain timeout (gateway/http/drain.py)
         self.status_code = 200
         self.background = None
         self.init_headers(headers)
@@ -83,6 +90,9 @@ class EventStream(Response):
         watch = _Watch(task)
         watcher = asyncio.ensure_future(watch.run(receive))
         batches = coalesce.ready_batches(self.events)
+        drain = drain_of(scope.get("state"))
+        if drain is not None:
+            drain.streams.add(watch.cut)
         try:
             await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
             last = False
@@ -93,10 +103,14 @@ class EventStream(Response):
                 watch.streaming = False
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         except asyncio.CancelledError:
-            if not watch.gone:
+            if not (watch.gone or watch.was_cut):
                 raise
-            task.uncancel()  # the client left; that is the end of this stream, not an error
+            task.uncancel()  # the client left, or the drain timeout came: the end of this stream, not an error
+            if watch.was_cut:
+                await send({"type": "http.response.body", "body": self.cut() if self.cut else b"", "more_body": False})
         finally:
+            if drain is not None:
+                drain.streams.discard(watch.cut)
             watch.streaming = False
             watcher.cancel()
             await asyncio.shield(batches.aclose())
@@ -110,6 +124,13 @@ class _Watch:
         self.task = task
         self.streaming = True
         self.gone = False
+        self.was_cut = False
+
+    def cut(self) -> None:
+        """The drain timeout: end the stream (its last event is the response's ``cut``)."""
+        if self.streaming and not self.gone:
+            self.was_cut = True
+            self.task.cancel()
 
     async def run(self, receive: Receive) -> None:
         while (await receive())["type"] != "http.disconnect":

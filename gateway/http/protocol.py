@@ -24,6 +24,9 @@ timer per request):
   it answers 503 only to a *request*, so connections that never send one would still hold a file
   descriptor each.
 
+Draining (:mod:`gateway.http.drain`): once the process has begun to drain, every answer, on a new
+connection or a kept-alive one, carries ``Connection: close`` and closes its connection once it is out.
+
 Joined writes: uvicorn writes the status line and headers as soon as the app sends
 ``http.response.start``, and the body with the next message: two writes, so two trips through the
 loopback TCP stack, for every answer (strace of one proxied request: read, write upstream, read
@@ -45,6 +48,8 @@ import orjson
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
+
+from gateway.http.drain import drain_of
 
 _HEAD_END = b"\r\n\r\n"
 _STATUS_LINE = b"HTTP/1.1 "
@@ -107,6 +112,7 @@ class HttpProtocol(HttpToolsProtocol):
         self._body_seen = 0.0  # loop time of the last body bytes (or of the head)
         self._body_bytes = 0  # body bytes since the body's clock started
         self._lingering = False  # answered with an error; dropping what still comes, then closing
+        self._drain = drain_of(app_state)  # once it has begun, every answer closes its connection
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         if len(self.connections) >= self.limits.max_connections:
@@ -178,6 +184,8 @@ class HttpProtocol(HttpToolsProtocol):
         self._body_began = self._body_seen = self.loop.time()
         self._body_bytes = 0
         super().on_headers_complete()
+        if self._drain is not None and self._drain.started is not None:
+            self.cycle.keep_alive = False  # draining: this answer says Connection: close
 
     def on_body(self, body: bytes) -> None:
         self._body_seen = self.loop.time()
@@ -193,6 +201,17 @@ class HttpProtocol(HttpToolsProtocol):
         if self._phase is not _IDLE:  # the next head or this body is still coming: their clocks, not idle
             self._unset_keepalive_if_required()
             self._head_began = self.loop.time()  # a pipelined head's clock starts once the answer before it is out
+
+    @property
+    def receiving(self) -> bool:
+        """A request's head has begun and not ended: the app has not seen that request yet."""
+        return self._phase is _HEAD
+
+    def drain(self) -> None:
+        """The process began to drain: the answer being made closes this connection once it is out.
+        An idle connection stays open, for one more request, answered with ``Connection: close``."""
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.cycle.keep_alive = False
 
     def _count_unparsed(self, size: int) -> None:
         """httptools holds a header's value until the next header begins, so a head unfinished after

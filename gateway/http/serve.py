@@ -7,20 +7,25 @@ import contextlib
 import functools
 import gc
 import logging.config
+import math
 import os
+import signal
 import socket
 import sys
 import tempfile
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 import uvicorn
 from fastapi import FastAPI
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
 from gateway.http.app import create_app
+from gateway.http.drain import DRAIN, Drain
 from gateway.http.protocol import EdgeLimits, HttpProtocol
 from gateway.observe.logs import log_config
 from gateway.policy.policy_set import PolicySet
@@ -28,6 +33,7 @@ from gateway.policyfiles.loader import PolicyError, load_policy_dir
 from gateway.settings import Settings
 
 SETTINGS_ENV = "SWITCHYARD_SETTINGS"
+logger = logging.getLogger("gateway")
 GC_YOUNG_THRESHOLD = 10_000
 # uvloop + httptools (bench/servers.py: granian used more CPU per request on the same app), with each
 # response's head and body in one write and limits on what a connection may hold
@@ -89,50 +95,163 @@ def run(settings: Settings) -> int:
         return 1
     settings = replace(settings, port=sock.getsockname()[1])
     app = create_app(settings, on_ready=lambda gw: _ready(banner(settings, gw.routing.policy)))
-    server = Server(_config(app, settings))
+    server = Server(_config(app, settings), settings.drain_seconds)
     server.run(sockets=[sock])
     return 0 if server.started else 1
 
 
 class Server(uvicorn.Server):
-    """uvicorn's server, waking once a second when idle instead of ten times.
+    """uvicorn's server, draining on SIGTERM, and waking once a second when idle instead of ten times.
+
+    SIGTERM begins the drain (:mod:`gateway.http.drain`): the listener stays open, ``/readyz`` says 503,
+    every answer closes its connection, and the server stops once no request is in flight, or after
+    ``drain_seconds``, when the streams still running are cut with an error event. It then exits 0 (uvicorn
+    would raise the caught SIGTERM again). A second SIGTERM, or SIGINT, stops at once as uvicorn does:
+    the listener closes and requests in flight get ``drain_seconds`` to end. Signals are dispatched by
+    ``SIGNALS`` (signal -> method name), the place for another signal's handler.
 
     uvicorn's main loop sleeps 100 ms at a time to refresh the Date header (which has a resolution
     of one second) and to notice a shutdown. Measured with the bench policy, an idle gateway spent
     about 2 ms of CPU per second on those wakeups; with one client against a 50 ms upstream (about
-    20 requests a second) that was 0.1 ms of every request. Here the loop waits up to a second, and
-    the signal handler wakes it at once, so shutdown is as prompt as before. (Worker processes under
-    ``--workers`` are uvicorn's own and keep the 100 ms tick.)
+    20 requests a second) that was 0.1 ms of every request. Here the loop waits up to a second (a
+    tenth of one while draining), and a signal wakes it at once, so shutdown is as prompt as before.
     """
 
     TICK_SECONDS = 1.0
+    DRAIN_TICK_SECONDS = 0.1
+    CUT_GRACE_SECONDS = 1  # after cutting the streams, what the requests still running get
+    SIGNALS: ClassVar[dict[int, str]] = {signal.SIGTERM: "begin_drain"}
 
-    def __init__(self, config: uvicorn.Config) -> None:
+    def __init__(self, config: uvicorn.Config, drain_seconds: float = 30.0) -> None:
         super().__init__(config)
+        self.config.timeout_graceful_shutdown = math.ceil(drain_seconds)
+        self.drain = Drain(drain_seconds)
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        self.lifespan.state[DRAIN] = self.drain  # the app and the protocol read it from there
+        await super().startup(sockets)
+
     async def main_loop(self) -> None:
         self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
-        ticks_per_wait = round(self.TICK_SECONDS / 0.1)  # on_tick counts uvicorn's 100 ms ticks
         counter = 0
         should_exit = await self.on_tick(counter)
         while not should_exit:
-            counter = (counter + ticks_per_wait) % 864000
+            tick = self.DRAIN_TICK_SECONDS if self.drain.draining else self.TICK_SECONDS
+            counter = (counter + round(tick / 0.1)) % 864000  # on_tick counts uvicorn's 100 ms ticks
+            self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.TICK_SECONDS)
-            should_exit = await self.on_tick(counter)
+                await asyncio.wait_for(self._wake.wait(), tick)
+            should_exit = await self.on_tick(counter) or self._drained()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        handler = self.SIGNALS.get(sig)
+        if handler is not None and not self.should_exit and getattr(self, handler)():
+            self._wake_up()
+            return
         super().handle_exit(sig, frame)
+        self._wake_up()
+
+    def begin_drain(self) -> bool:
+        """SIGTERM: begin the drain, or (a second one) stop at once. True if it was handled here."""
+        if self.drain.draining:
+            return False
+        self.drain.begin()
+        logger.info("SIGTERM: draining (up to %g s); /readyz answers 503", self.drain.seconds)
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._close_after_answers)
+        return True
+
+    def _close_after_answers(self) -> None:
+        for connection in list(self.server_state.connections):
+            if isinstance(connection, HttpProtocol):
+                connection.drain()
+
+    def _drained(self) -> bool:
+        """While draining: True once nothing is in flight, or after the drain timeout (cutting the streams)."""
+        if not self.drain.draining:
+            return False
+        busy = self.server_state.tasks or any(getattr(c, "receiving", False) for c in self.server_state.connections)
+        if not busy:
+            logger.info("drained: no request in flight; stopping")
+            return True
+        if not self.drain.overdue():
+            return False
+        cut = self.drain.cut_streams()
+        logger.warning("drain timeout (%g s): cut %d stream(s); stopping", self.drain.seconds, cut)
+        self.config.timeout_graceful_shutdown = self.CUT_GRACE_SECONDS
+        return True
+
+    def _wake_up(self) -> None:
         if self._loop is not None and self._wake is not None:
             self._loop.call_soon_threadsafe(self._wake.set)
 
 
-def _config(app: FastAPI, settings: Settings) -> uvicorn.Config:
+class Worker(Process):
+    """uvicorn's worker process (health pings, terminate), running :class:`Server` instead of uvicorn's."""
+
+    def __init__(self, config: uvicorn.Config, sockets: list[socket.socket], drain_seconds: float) -> None:
+        self.drain_seconds = drain_seconds
+        super().__init__(config, sockets)
+
+    @property
+    def server(self) -> uvicorn.Server:
+        if self._server is None:
+            self._server = Server(self.config, self.drain_seconds)
+        return self._server
+
+
+class Workers(Multiprocess):
+    """uvicorn's supervisor of ``--workers`` processes, with :class:`Worker` processes: on SIGTERM it sends
+    each worker SIGTERM (each drains) and waits for them. A worker that dies is replaced."""
+
+    def __init__(self, config: uvicorn.Config, sockets: list[socket.socket], drain_seconds: float) -> None:
+        super().__init__(config, sockets)
+        self.drain_seconds = drain_seconds
+
+    def spawn(self) -> Worker:
+        worker = Worker(self.config, self.sockets, self.drain_seconds)
+        worker.start()
+        return worker
+
+    def init_processes(self) -> None:
+        self.processes = [self.spawn() for _ in range(self.processes_num)]
+
+    def keep_subprocess_alive(self) -> None:
+        for index, process in enumerate(self.processes):
+            if self.should_exit.is_set():
+                return
+            if process.is_alive(timeout=self.config.timeout_worker_healthcheck):
+                continue
+            process.kill()
+            process.join()
+            if process.exitcode == STARTUP_FAILURE:
+                logger.error("worker %s failed to start; stopping", process.pid)
+                self.should_exit.set()
+                return
+            logger.info("worker %s died; starting another", process.pid)
+            self.processes[index] = self.spawn()
+
+    def restart_all(self) -> None:
+        """SIGHUP (uvicorn's meaning): replace each worker in turn; the old one drains."""
+        for index, old in enumerate(self.processes):
+            if self.should_exit.is_set():
+                return
+            new = self.spawn()
+            if not new.wait_until_ready(self.config.timeout_worker_healthcheck, self.should_exit):
+                new.kill()
+                new.join()
+                return
+            old.terminate()
+            old.join()
+            self.processes[index] = new
+
+
+def _config(app: FastAPI | str, settings: Settings, **more: Any) -> uvicorn.Config:
     return uvicorn.Config(
         app, host=settings.host, port=settings.port, log_config=log_config(settings.log_level),
-        **server_options(settings),
+        **server_options(settings), **more,
     )  # fmt: skip
 
 
@@ -144,10 +263,12 @@ def _run_workers(settings: Settings, policy: PolicySet) -> int:
         stale.unlink()
     os.environ[SETTINGS_ENV] = orjson.dumps(asdict(settings), default=str).decode()
     print(banner(settings, policy), flush=True)
-    uvicorn.run(
-        "gateway.http.serve:app_from_env", factory=True, workers=settings.workers, host=settings.host,
-        port=settings.port, log_config=log_config(settings.log_level), **server_options(settings),
-    )  # fmt: skip
+    config = _config("gateway.http.serve:app_from_env", settings, factory=True, workers=settings.workers)
+    try:
+        sock = config.bind_socket()
+    except SystemExit:  # uvicorn logged why
+        return 1
+    Workers(config, [sock], settings.drain_seconds).run()
     return 0
 
 

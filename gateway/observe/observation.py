@@ -92,9 +92,12 @@ class Observation:
         self.prompt: str | None = None
         self.completion: list[str] | None = None
         self.cache: str | None = None
+        self.traceparent: str | None = None
+        self.decided_seconds: float | None = None
 
     def decided(self, decision: Decision, prompt: str) -> None:
         self.decision = decision
+        self.decided_seconds = time.perf_counter() - self.started
         if self.policy.tenants[decision.tenant].audit_content:
             self.prompt, self.completion = prompt, []
 
@@ -179,6 +182,8 @@ class Observation:
             cache=self.cache,
             content=self._content(),
             usage_estimated=estimated,
+            traceparent=self.traceparent,
+            decided_seconds=self.decided_seconds,
         )
 
     def _costs(self, dep: Deployment | None, route: str, tokens: Tokens) -> tuple[float, float]:

@@ -40,3 +40,5 @@ class RequestRecord:
     cache: str | None = None  # "hit" or "miss" when the route or tenant caches, else None
     content: dict[str, Any] | None = None  # prompt and completion, only when the tenant's policy asks for it
     usage_estimated: UsageEstimate | None = None  # why the tokens are estimated; None: the upstream's own counts
+    traceparent: str | None = None  # the client's W3C traceparent header, for tracing
+    decided_seconds: float | None = None  # from arrival to the routing decision (auth, normalize, classify, policy)

@@ -10,6 +10,7 @@ each API defines by the tables of :mod:`gateway.routing.validate`; unknown field
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -88,7 +89,17 @@ def normalize(
         prompt_tokens_estimate=max(1, len(text) // CHARS_PER_TOKEN),
         data_class=headers.get("x-gateway-data-class") or None,
         native=native,
+        traceparent=_traceparent(headers),
     )
+
+
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
+
+
+def _traceparent(headers: Mapping[str, str]) -> str | None:
+    """The client's W3C ``traceparent``, if well formed (it goes into the upstream request's head)."""
+    value = headers.get("traceparent")
+    return value if value is not None and _TRACEPARENT.match(value) else None
 
 
 def _flag(body: Mapping[str, Any], name: str) -> bool:

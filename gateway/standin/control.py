@@ -24,7 +24,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
-RECORDED_HEADERS = ("authorization", "x-api-key", "anthropic-version", "anthropic-beta", "content-type", "user-agent")
+RECORDED_HEADERS = (
+    "authorization", "x-api-key", "anthropic-version", "anthropic-beta", "content-type", "user-agent", "traceparent",
+)  # fmt: skip
 CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key"})  # kept for in-process asserts, never served
 REDACTED = "[redacted]"
 MAX_CALLS = 2000

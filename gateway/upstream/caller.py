@@ -26,7 +26,7 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from gateway.errors import RETRYABLE, AllCandidatesFailed, UpstreamBadResponse, UpstreamError
@@ -94,6 +94,8 @@ class Caller:
         self, policy: PolicySet, decision: Decision, request: ChatRequest, deadline_seconds: float
     ) -> Completed:
         async def once(dep: Deployment, target: Target) -> Json:
+            if request.traceparent is not None:
+                target = replace(target, traceparent=request.traceparent)
             if self.passthrough is not None and request.native is not None and self._passes(dep, request):
                 answer = await self.passthrough.complete(target, request.native)
             else:
@@ -114,6 +116,8 @@ class Caller:
         self, policy: PolicySet, decision: Decision, request: ChatRequest, deadline_seconds: float
     ) -> Streaming:
         async def once(dep: Deployment, target: Target) -> tuple[Json, AsyncIterator[Json]]:
+            if request.traceparent is not None:
+                target = replace(target, traceparent=request.traceparent)
             if self.passthrough is not None and request.native is not None and self._passes(dep, request):
                 chunks = self.passthrough.stream(target, request.native)
             else:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import kubernetes_validate
+import pytest
 import yaml
 
 from tests.deploy import dashboard
@@ -24,12 +26,21 @@ SERVE_OPTIONS = {
     "--audit-log",
     "--reload-seconds",
     "--workers",
+    "--drain-seconds",
 }
+KUBERNETES_VERSION = "1.30.0"  # preStop `sleep` is GA from 1.30
+SHUTDOWN_MARGIN_SECONDS = 5  # after the drain: cutting streams, the lifespan's shutdown, the exit
 
 
 def compose() -> dict[str, Any]:
     services: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())["services"]
     return services
+
+
+def documents() -> list[dict[str, Any]]:
+    kustomization = yaml.safe_load((KUBERNETES / "kustomization.yaml").read_text())
+    files = [KUBERNETES / resource for resource in kustomization["resources"]]
+    return [document for path in files for document in yaml.safe_load_all(path.read_text())]
 
 
 def kubernetes() -> dict[str, dict[str, Any]]:
@@ -157,3 +168,54 @@ def test_the_readme_names_every_alert_and_dashboard_row() -> None:
     rows = [panel["title"] for panel in dashboard.load()["panels"] if panel["type"] == "row"]
     missing = [name for name in alerts + rows if name not in readme]
     assert missing == []
+
+
+@pytest.mark.parametrize("document", [d for d in documents() if "monitoring.coreos.com" not in d["apiVersion"]],
+                         ids=lambda d: d["kind"])  # fmt: skip
+def test_the_manifests_are_valid_against_the_kubernetes_schemas(document: dict[str, Any]) -> None:
+    """Strict: an unknown or misplaced field fails (the prometheus-operator CRDs have no schema here)."""
+    kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
+
+
+def test_a_schema_violation_is_caught() -> None:
+    deployment = kubernetes()["Deployment"]
+    broken = {**deployment, "spec": {**deployment["spec"], "replica": 2}}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, KUBERNETES_VERSION, strict=True)
+
+
+def test_the_pod_drains_within_its_grace_period() -> None:
+    """preStop sleep + --drain-seconds + the margin to stop fit in terminationGracePeriodSeconds."""
+    pod = kubernetes()["Deployment"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    sleep = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+    drain = float(option(container["args"], "--drain-seconds"))
+    assert sleep + drain + SHUTDOWN_MARGIN_SECONDS <= pod["terminationGracePeriodSeconds"]
+    from gateway.settings import Settings
+
+    assert Settings().drain_seconds == drain, "the default --drain-seconds is the manifest's"
+    assert container["readinessProbe"]["failureThreshold"] == 1, "one 503 takes a draining pod out"
+
+
+def test_the_pod_runs_locked_down() -> None:
+    pod = kubernetes()["Deployment"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    context = container["securityContext"]
+    assert context["readOnlyRootFilesystem"] is True and context["allowPrivilegeEscalation"] is False
+    assert context["capabilities"] == {"drop": ["ALL"]}
+    resources = container["resources"]
+    assert set(resources["requests"]) == {"cpu", "memory"} and "memory" in resources["limits"]
+
+
+def test_the_disruption_budget_and_autoscaler_keep_a_replica_serving() -> None:
+    objects = kubernetes()
+    budget, hpa = objects["PodDisruptionBudget"], objects["HorizontalPodAutoscaler"]
+    pod_labels = objects["Deployment"]["spec"]["template"]["metadata"]["labels"]
+    assert budget["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    assert budget["spec"]["maxUnavailable"] == 1 and hpa["spec"]["minReplicas"] >= 2
+    metrics = {m["type"]: m for m in hpa["spec"]["metrics"]}
+    assert metrics["Resource"]["resource"]["name"] == "cpu"
+    assert metrics["Pods"]["pods"]["metric"]["name"] == "gateway_in_flight_requests"
+    readme = (DEPLOY / "README.md").read_text()
+    assert "prometheus-adapter" in readme and "gateway_in_flight_requests" in readme

@@ -26,6 +26,7 @@ class Target:
     base_url: str | None
     api_key: str | None
     timeout_seconds: float
+    traceparent: str | None = None  # the client's W3C trace context, sent on as a header
 
 
 class Provider(Protocol):

@@ -70,6 +70,7 @@ _IDLE_SECONDS: Final = 15.0  # an idle connection older than this is closed rath
 _DNS_SECONDS: Final = 300.0
 _CLOSED_AFTER_ANSWER_SECONDS: Final = 0.5  # an idle connection lost this soon after its answer: closed after each
 _WARM_CONNECT_SECONDS: Final = 5.0
+_LENGTH: Final = b"\r\nContent-Length: "
 _Waiter = tuple[Origin, "asyncio.Future[Connection | None]"]  # None: a free slot to connect with
 
 
@@ -120,6 +121,11 @@ class Post:
 
     def encode(self, body: bytes) -> bytes:
         return b"%b%d\r\n\r\n%b" % (self.head, len(body), body)
+
+    def with_header(self, name: str, value: str) -> Post:
+        """The same POST with one more header (a value already checked: latin-1, no line break)."""
+        head = self.head[: -len(_LENGTH)] + f"\r\n{name}: {value}".encode("latin-1") + _LENGTH
+        return Post(self.origin, head)
 
 
 class Answer(NamedTuple):

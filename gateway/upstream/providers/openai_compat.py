@@ -82,6 +82,8 @@ class OpenAICompatibleProvider:
     async def complete(self, endpoint: Endpoint, target: Target, body: Json) -> Json:
         try:
             post = _post(target.base_url or "", endpoint, target.api_key, False, self._link(target))
+            if target.traceparent is not None:
+                post = post.with_header("traceparent", target.traceparent)
             timeout = target.timeout_seconds
             connect = min(_CONNECT_TIMEOUT, timeout)
             status, content, retry_after = await self._pool.fetch(
@@ -131,6 +133,8 @@ class OpenAICompatibleProvider:
     async def _open(self, endpoint: Endpoint, target: Target, body: Json) -> http1.Response:
         try:
             post = _post(target.base_url or "", endpoint, target.api_key, True, self._link(target))
+            if target.traceparent is not None:
+                post = post.with_header("traceparent", target.traceparent)
             timeout = target.timeout_seconds
             connect = min(_CONNECT_TIMEOUT, timeout)
             return await self._pool.stream(post, orjson.dumps(body), read_timeout=timeout, connect_timeout=connect)
