@@ -27,6 +27,7 @@ from gateway.standin.openai_text import (
     completion_response,
     embeddings_response,
 )
+from gateway.standin.quirks import Quirks
 
 MODEL_CREATED = 1_700_000_000
 SERVER_ERROR = 500
@@ -67,13 +68,15 @@ def create_openai_app(
     api_key: str | None = None,
     models: Sequence[str] = (),
     admin: bool = False,
+    quirks: Quirks | None = None,
 ) -> Starlette:
     """An OpenAI-wire stand-in. ``name`` is the ``owned_by`` of its models and part of its fingerprint;
     ``GET /v1/models`` lists ``models`` plus every model of the calls ``control`` still records.
-    ``admin`` mounts the ``/_standin`` control routes (no key: for tests only)."""
+    ``admin`` mounts the ``/_standin`` control routes (no key: for tests only); ``quirks`` make the chat
+    answers look like one self-hosted server or another (:mod:`gateway.standin.quirks`)."""
     control = control or Control()
     wire = OpenAIWire(api_key)
-    answers = _Answers(control, name, tuple(models))
+    answers = _Answers(control, name, tuple(models), quirks or Quirks())
     routes = [
         Route("/v1/chat/completions", endpoint(wire, control, answers.chat), methods=["POST"]),
         Route("/v1/completions", endpoint(wire, control, answers.completion), methods=["POST"]),
@@ -90,6 +93,7 @@ class _Answers:
     control: Control
     name: str
     models: tuple[str, ...]
+    quirks: Quirks
 
     @property
     def fingerprint(self) -> str:
@@ -98,8 +102,9 @@ class _Answers:
     def chat(self, body: Json, delivery: Delivery) -> Response:
         answer = answer_chat(body)
         if body.get("stream"):
-            return delivery.events(chat_events(answer, fingerprint=self.fingerprint, usage=include_usage(body)))
-        return delivery.json(chat_response(answer, self.fingerprint))
+            events = chat_events(answer, fingerprint=self.fingerprint, usage=include_usage(body))
+            return delivery.events(self.quirks.events(events))
+        return delivery.json(self.quirks.response(chat_response(answer, self.fingerprint)))
 
     def completion(self, body: Json, delivery: Delivery) -> Response:
         answer = answer_completion(body)

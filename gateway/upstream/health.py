@@ -32,6 +32,7 @@ log = logging.getLogger("gateway.health")
 OnProbe = Callable[[str, str], None]  # (deployment, result: "ok" or an error code)
 TICK_SECONDS = 0.5
 MODELS_TIMEOUT_SECONDS = 5.0
+NOT_FOUND = 404
 
 
 def probe_url(dep: Deployment, path: str) -> str:
@@ -126,7 +127,9 @@ class HealthChecker:
 async def check_models(
     policy: PolicySet, provider: OpenAICompatibleProvider, api_key: Callable[[Deployment], str | None]
 ) -> list[str]:
-    """Warn of each OpenAI-compatible deployment whose ``upstream_model`` its server does not list.
+    """Warn of each OpenAI-compatible deployment whose ``upstream_model`` its server does not list, and of each
+    whose ``base_url`` has no ``/v1`` where the server answers 404 (Ollama, vLLM, SGLang and TGI serve the
+    OpenAI API under ``/v1`` only).
 
     Returns the warnings (also logged). A server that cannot be asked is logged at info level only:
     the health checks and the breakers deal with a dead server."""
@@ -135,16 +138,26 @@ async def check_models(
     warnings = []
     for dep, listed in zip(deps, found, strict=True):
         wanted = dep.spec.upstream_model or dep.model_id
-        if listed is not None and wanted not in listed:
+        where = f"{dep.spec.base_url}/models"
+        if listed == NOT_FOUND and _without_v1(dep.spec.base_url or ""):
+            warnings.append(
+                f"deployment {dep.id}: {where} answered 404; OpenAI-compatible servers serve under /v1: "
+                f"base_url should probably be {(dep.spec.base_url or '').rstrip('/')}/v1"
+            )
+        elif isinstance(listed, set) and wanted not in listed:
             shown = ", ".join(sorted(listed)[:10]) or "none"
-            where = f"{dep.spec.base_url}/models"
             warnings.append(f"deployment {dep.id}: upstream_model {wanted!r} is not in {where} (it lists {shown})")
     for warning in warnings:
         log.warning("%s", warning)
     return warnings
 
 
-async def _listed(dep: Deployment, provider: OpenAICompatibleProvider, api_key: str | None) -> set[str] | None:
+def _without_v1(base_url: str) -> bool:
+    return not urlsplit(base_url).path.rstrip("/").endswith("/v1")
+
+
+async def _listed(dep: Deployment, provider: OpenAICompatibleProvider, api_key: str | None) -> set[str] | int | None:
+    """The models the server lists; :data:`NOT_FOUND` when it answers 404; None when it cannot be asked."""
     url = (dep.spec.base_url or "").rstrip("/") + "/models"
     try:
         status, body = await provider.get(_target(dep, api_key, MODELS_TIMEOUT_SECONDS), url)
@@ -153,6 +166,8 @@ async def _listed(dep: Deployment, provider: OpenAICompatibleProvider, api_key: 
         log.info("could not list the models of deployment %s: %s", dep.id, exc)
         return None
     if not isinstance(data, list):
+        if status == NOT_FOUND:
+            return NOT_FOUND
         log.info("could not list the models of deployment %s: %s answered %s", dep.id, url, status)
         return None
     return {str(item.get("id")) for item in data if isinstance(item, dict)}
