@@ -25,6 +25,7 @@ import re
 import traceback
 from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping
 from typing import Any, Final
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from gateway.errors import (
     UpstreamBadResponse,
@@ -130,13 +131,25 @@ def _call_arguments(endpoint: Endpoint, target: Target, body: Json) -> dict[str,
     allowed = _openai_fields(endpoint)
     fields = {key: value for key, value in body.items() if key in allowed}
     return fields | {
+        **_connection(target.base_url),
         "model": f"{target.provider}/{target.upstream_model}",
-        "api_base": target.base_url,
         "api_key": target.api_key,
         "timeout": target.timeout_seconds,
         "num_retries": 0,
         "drop_params": True,
     }
+
+
+@functools.lru_cache(maxsize=256)
+def _connection(base_url: str | None) -> Json:
+    """``api_base``, and ``api_version`` when the base_url names one as Azure's URLs do (``?api-version=``)."""
+    if base_url is None or "api-version=" not in base_url:
+        return {"api_base": base_url}
+    parts = urlsplit(base_url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    version = next(value for key, value in query if key == "api-version")
+    rest = urlencode([(key, value) for key, value in query if key != "api-version"])
+    return {"api_base": urlunsplit(parts._replace(query=rest)), "api_version": version}
 
 
 @functools.cache

@@ -54,10 +54,12 @@ def gateway(fake: tuple[Control, str], tmp_path_factory: pytest.TempPathFactory)
         "gpt-4.1-azure-se": common | {"model": MODEL, "upstream_model": AZURE_DEPLOYMENT, "api_key_env": "AZURE_KEY"},
         "gpt-4.1-azure-wrong-key": common | {"model": "azure-wrong-key", "upstream_model": AZURE_DEPLOYMENT,
                                              "api_key_env": "WRONG_AZURE_KEY", "max_retries": 0},
+        "gpt-4.1-azure-pinned": common | {"model": "azure-pinned", "upstream_model": AZURE_DEPLOYMENT,
+                                          "base_url": f"{fake[1]}?api-version=2024-10-21", "api_key_env": "AZURE_KEY"},
         "gpt-4.1-azure-missing": common | {"model": "azure-missing", "upstream_model": "no-such-deployment",
                                            "api_key_env": "AZURE_KEY", "max_retries": 0},
     }  # fmt: skip
-    models = {name: catalog_model("OpenAI", "US") for name in (MODEL, "azure-wrong-key", "azure-missing")}
+    models = {spec["model"]: catalog_model("OpenAI", "US") for spec in deployments.values()}
     env = {"AZURE_KEY": KEY, "WRONG_AZURE_KEY": "f" * 32}
     with provider_gateway(tmp_path_factory.mktemp("azure"), models, deployments, env) as gateway:
         yield gateway
@@ -90,6 +92,16 @@ def test_chat_goes_to_the_deployment_path_with_api_version_and_api_key(client: o
     assert parse_qs(path.query)["api-version"][0] in API_VERSIONS
     assert call.headers["api-key"] == KEY and "authorization" not in call.headers
     assert call.body["max_tokens"] == 100
+
+
+def test_a_base_url_with_api_version_pins_it(client: openai.OpenAI, azure: Control) -> None:
+    """Azure's own URL form: ``https://<resource>.openai.azure.com?api-version=2024-10-21``. Without one, litellm
+    sends the process's AZURE_API_VERSION, else its own default."""
+    completion = client.chat.completions.create(model="azure-pinned", messages=HELLO, stream=True)
+    assert streamed_text(list(completion)) == ANSWER
+    path = urlsplit(azure.calls()[0].path)
+    assert path.path == f"/openai/deployments/{AZURE_DEPLOYMENT}/chat/completions"
+    assert parse_qs(path.query) == {"api-version": ["2024-10-21"]}
 
 
 def test_usage_is_azures(client: openai.OpenAI, azure: Control) -> None:
