@@ -1,8 +1,8 @@
 """Switches that make the OpenAI stand-in answer like one self-hosted server or another.
 
 - ``reasoning``: the field a reasoning model's thinking comes in, beside ``content``: ``reasoning_content``
-  (vLLM before 0.10, SGLang, llama.cpp with ``--reasoning-format deepseek``, DeepSeek's API) or ``reasoning``
-  (vLLM 0.10 and later, Ollama's ``/v1``). In a stream the thinking comes first, a word per chunk.
+  (vLLM up to 0.10, SGLang, llama.cpp with ``--reasoning-format deepseek``, DeepSeek's API) or ``reasoning``
+  (vLLM 0.11 and later, Ollama's ``/v1``). In a stream the thinking comes first, a word per chunk.
 - ``stream_usage=False``: a stream never ends with a usage chunk, whatever ``stream_options`` asks (TGI,
   older Ollama and llama.cpp builds), so the gateway has to estimate.
 """
