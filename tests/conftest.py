@@ -16,6 +16,7 @@ from gateway.standin.anthropic_wire import create_anthropic_app
 from gateway.standin.control import Control
 from gateway.standin.openai_wire import create_openai_app
 from gateway.standin.server import ThreadedServer
+from gateway.upstream.providers.litellm_provider import load_litellm
 from tests.factories import POLICIES
 from tests.state.servers import RedisServer
 
@@ -93,6 +94,7 @@ def make_gateway() -> GatewayFactory:
 @pytest.fixture(scope="session")
 def example_gateway(_upstreams: Upstreams, make_gateway: GatewayFactory) -> Iterator[str]:
     """The shipped example policies in front of the stand-ins (litellm loaded for the Anthropic deployment)."""
+    load_litellm()  # first, since its import can take longer than the server's start timeout on a busy machine
     with make_gateway(POLICIES, _upstreams.example_env()) as url:
         yield url
 

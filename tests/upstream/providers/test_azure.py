@@ -174,7 +174,8 @@ def test_a_deployment_azure_does_not_have_is_unavailable(client: openai.OpenAI) 
 
 
 def test_a_rate_limit_keeps_its_retry_after(client: openai.OpenAI, azure: Control) -> None:
-    azure.inject(Fault(status=429, retry_after=7, times=10))
+    azure.inject(Fault(status=429, retry_after=1, times=10))
     with pytest.raises(openai.RateLimitError) as raised:
         client.chat.completions.create(model=MODEL, messages=HELLO)
     assert "gpt-4.1-azure-se" in raised.value.message
+    assert raised.value.response.headers["retry-after"] == "1"
