@@ -80,6 +80,10 @@ TURN_AWAY_SLACK = 64  # connections over the limit that still get their 503 read
 _IDLE, _HEAD, _BODY = "idle", "head", "body"  # where a connection is in its current request
 
 
+class MissingHost(Exception):
+    """An HTTP/1.1 request without a Host header: refused with 400, as RFC 9112 says."""
+
+
 class HeadTooLarge(Exception):
     """Raised from a parser callback to stop parsing a head over the limits."""
 
@@ -137,6 +141,8 @@ class HttpProtocol(HttpToolsProtocol):
         except httptools.HttpParserCallbackError as exc:
             if isinstance(exc.__context__, HeadTooLarge):
                 self._refuse_head()
+            elif isinstance(exc.__context__, MissingHost):
+                self._bad_request("An HTTP/1.1 request needs a Host header (RFC 9112, section 3.2).")
             else:
                 self._bad_request()
         except httptools.HttpParserUpgrade:
@@ -144,8 +150,8 @@ class HttpProtocol(HttpToolsProtocol):
                 self.handle_websocket_upgrade()
             else:
                 self._unsupported_upgrade_warning()
-        except httptools.HttpParserError:
-            self._bad_request()
+        except httptools.HttpParserError as exc:
+            self._bad_request(f"Invalid HTTP request: {exc}.")
         else:
             if self._phase is _HEAD:
                 self._count_unparsed(len(data))
@@ -179,6 +185,8 @@ class HttpProtocol(HttpToolsProtocol):
             raise HeadTooLarge
 
     def on_headers_complete(self) -> None:
+        if not any(name == b"host" for name, _ in self.headers) and self.parser.get_http_version() == "1.1":
+            raise MissingHost
         self._phase = _BODY
         self._fresh_head = False
         self._body_began = self._body_seen = self.loop.time()
@@ -286,10 +294,12 @@ class HttpProtocol(HttpToolsProtocol):
         )
         self._close_with(431, "invalid_request_error", "request_header_fields_too_large", message)
 
-    def _bad_request(self) -> None:
-        msg = "Invalid HTTP request received."
-        self.logger.warning(msg)
-        self.send_400_response(msg)
+    def _bad_request(self, message: str = "Invalid HTTP request received.") -> None:
+        """A head the parser refuses (two Content-Lengths, Content-Length with Transfer-Encoding, an
+        obfuscated Transfer-Encoding, a CR or LF inside a value...): 400 in OpenAI's shape, then close,
+        so nothing after the bad bytes is read as another request."""
+        self.logger.warning(message)
+        self._close_with(400, "invalid_request_error", "invalid_http_request", message)
 
     def _close_with(self, status: int, kind: str, code: str, message: str) -> None:
         """Answer with an OpenAI-shaped error and close, unless an answer is already going out on
@@ -327,7 +337,12 @@ class HttpProtocol(HttpToolsProtocol):
         self._linger()
 
 
-_REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large", 503: b"Service Unavailable"}
+_REASONS = {
+    400: b"Bad Request",
+    408: b"Request Timeout",
+    431: b"Request Header Fields Too Large",
+    503: b"Service Unavailable",
+}
 
 
 def _error_response(status: int, kind: str, code: str, message: str) -> bytes:
