@@ -23,7 +23,7 @@ class Native:
 @dataclass(frozen=True, slots=True)
 class ChatRequest:
     endpoint: Endpoint
-    model: str
+    model: str  # the route or catalog model asked for (an alias resolved: see ``requested_model``)
     body: dict[str, Any]  # the client's JSON, passed through untouched except ``model``
     stream: bool
     include_usage: bool
@@ -38,3 +38,5 @@ class ChatRequest:
     data_class: str | None  # from the x-gateway-data-class header, if any
     native: Native | None = None  # the client's body in its own API, when that is not OpenAI's
     traceparent: str | None = None  # the client's W3C trace context, passed on to the upstream
+    requested_model: str | None = None  # the client's own name, when an alias resolved it to ``model``
+    alias: str | None = None  # that alias as the policy writes it (the exact name or the pattern that matched)

@@ -204,7 +204,7 @@ def _explain(args: argparse.Namespace) -> int:
             print(f"unknown tenant {args.tenant!r}; known: {', '.join(policy.tenants)}", file=sys.stderr)
             return 2
         headers = {"x-gateway-data-class": args.data_class} if args.data_class else {}
-        request = normalize("chat", args.request.read_bytes(), headers)
+        request = normalize("chat", args.request.read_bytes(), headers, aliases=policy.aliases)
         decision = decide(policy, args.tenant, request, load_default_classifier())
     except PolicyError as exc:
         print("\n".join(exc.problems), file=sys.stderr)

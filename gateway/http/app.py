@@ -235,7 +235,7 @@ async def _explain(request: Request) -> Response:
     headers = edge.header_dict(request)
     raw = await edge.read_body(request, routing.policy.limits.max_body_bytes, headers)
     tenant, _ = authenticate(routing.policy, headers)
-    req = normalize("chat", raw, headers)
+    req = normalize("chat", raw, headers, aliases=routing.policy.aliases)
     decision = decide(routing.policy, tenant, req, routing.classifier, await routing.gate.unhealthy(routing.policy))
     error = refusal(decision)
     return JSONResponse(

@@ -44,7 +44,7 @@ async def openai_endpoint(request: Request, routing: Routing, sinks: Sequence[Si
     obs.traceparent = headers.get("traceparent")
     try:
         raw = await edge.read_body(request, routing.policy.limits.max_body_bytes, headers)
-        routed = await route(routing, endpoint, raw, headers, obs.decided)
+        routed = await route(routing, endpoint, raw, headers, obs.decided, on_request=obs.identified)
     except GatewayError as exc:
         obs.called_failed(exc)
         obs.finish(exc.status, exc.code)
@@ -67,7 +67,7 @@ async def messages_endpoint(request: Request, routing: Routing, sinks: Sequence[
         native = Native("anthropic", parse_json(raw), _protocol_headers(headers))
         validate.check(validate.MESSAGES, native.body)
         chat = anthropic.to_openai(native.body)
-        routed = await route(routing, "chat", chat, headers, obs.decided, native)
+        routed = await route(routing, "chat", chat, headers, obs.decided, native, obs.identified)
     except GatewayError as exc:
         obs.called_failed(exc)
         obs.finish(exc.status, exc.code)

@@ -14,7 +14,7 @@ from gateway.errors import GatewayError, UpstreamError
 from gateway.observe.record import RequestRecord, UsageEstimate
 from gateway.policy.decide import Decision
 from gateway.policy.policy_set import Deployment, PolicySet
-from gateway.request import CHARS_PER_TOKEN
+from gateway.request import CHARS_PER_TOKEN, ChatRequest
 from gateway.upstream import shape
 from gateway.upstream.caller import Attempt, Streaming
 from gateway.upstream.providers.base import Json
@@ -94,6 +94,12 @@ class Observation:
         self.cache: str | None = None
         self.traceparent: str | None = None
         self.decided_seconds: float | None = None
+        self.tenant = "none"  # known once the key is checked, before any decision
+        self.requested_model: str | None = None
+
+    def identified(self, tenant: str, request: ChatRequest) -> None:
+        """The key's tenant and the model the client asked for, known before the decision (which may refuse)."""
+        self.tenant, self.requested_model = tenant, request.requested_model or request.model
 
     def decided(self, decision: Decision, prompt: str) -> None:
         self.decision = decision
@@ -161,10 +167,10 @@ class Observation:
             request_id=self.request_id,
             time=self.time,
             endpoint=self.endpoint,
-            tenant=decision.tenant if decision else "none",
+            tenant=decision.tenant if decision else self.tenant,
             route=route,
             tier=(decision.tier or "none") if decision else "none",
-            model=dep.model_id if dep else (decision.requested_model if decision and not decision.route else "none"),
+            model=dep.model_id if dep else (decision.resolved_model if decision and not decision.route else "none"),
             status=status,
             error_code=error_code,
             decision=decision,
@@ -184,6 +190,7 @@ class Observation:
             usage_estimated=estimated,
             traceparent=self.traceparent,
             decided_seconds=self.decided_seconds,
+            requested_model=decision.requested_model if decision else self.requested_model,
         )
 
     def _costs(self, dep: Deployment | None, route: str, tokens: Tokens) -> tuple[float, float]:

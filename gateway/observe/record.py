@@ -42,3 +42,4 @@ class RequestRecord:
     usage_estimated: UsageEstimate | None = None  # why the tokens are estimated; None: the upstream's own counts
     traceparent: str | None = None  # the client's W3C traceparent header, for tracing
     decided_seconds: float | None = None  # from arrival to the routing decision (auth, normalize, classify, policy)
+    requested_model: str | None = None  # the client's name, also when no decision was made (model_not_found)

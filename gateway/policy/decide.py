@@ -52,7 +52,7 @@ class Verdict:
 @dataclass(frozen=True, slots=True)
 class Decision:
     tenant: str
-    requested_model: str
+    requested_model: str  # the client's name for it
     route: str | None  # None when the client named a concrete model
     tier: str | None
     complexity: Complexity | None
@@ -60,6 +60,8 @@ class Decision:
     revision: str
     verdicts: tuple[Verdict, ...]
     ranked: tuple[Deployment, ...]  # allowed deployments in the order they will be tried
+    resolved_model: str = ""  # the route or catalog model that name is: itself, or an alias's target
+    alias: str | None = None  # the policy's alias (exact name or pattern) that resolved it, if any
 
     def to_json(self) -> dict[str, Any]:
         complexity = None
@@ -73,6 +75,8 @@ class Decision:
         return {
             "tenant": self.tenant,
             "requested_model": self.requested_model,
+            "alias": self.alias,
+            "resolved_model": self.resolved_model,
             "route": self.route,
             "tier": self.tier,
             "data_class": self.data_class,
@@ -134,7 +138,7 @@ def decide(
     ranked = _rank(verdicts, route)
     return Decision(
         tenant_id,
-        request.model,
+        request.requested_model or request.model,
         request.model if route else None,
         tier,
         complexity,
@@ -142,6 +146,8 @@ def decide(
         policy.revision,
         verdicts,
         ranked,
+        request.model,
+        request.alias,
     )
 
 
@@ -236,13 +242,19 @@ def refusal(decision: Decision) -> GatewayError | None:
     return None if decision.ranked else _nothing_allowed(decision)
 
 
+def _no_deployment(decision: Decision) -> str:
+    if decision.route:
+        return f"No model of route {decision.route!r}, tier {decision.tier!r} has a deployment"
+    return f"The model {decision.resolved_model!r} is in the catalog but has no deployment (no entry in deployments)"
+
+
 def _nothing_allowed(decision: Decision) -> GatewayError:
     where = (
-        f"route {decision.route!r}, tier {decision.tier!r}" if decision.route else f"model {decision.requested_model!r}"
+        f"route {decision.route!r}, tier {decision.tier!r}" if decision.route else f"model {decision.resolved_model!r}"
     )
     reasons = "; ".join(
         f"{v.deployment.id}: {v.violations[0].rule}: {v.violations[0].message}" for v in decision.verdicts
-    )
+    ) or _no_deployment(decision)
     rules = {v.rule for verdict in decision.verdicts for v in verdict.violations}
     message = f"No deployment may serve this request for tenant {decision.tenant!r} ({where}). {reasons}."
     if any(is_policy_rule(rule) for rule in rules):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from gateway.policy.aliases import Aliases
 from gateway.policy.guards_schema import RateLimits, StateSpec
 from gateway.policy.schema import (
     DataClassSpec,
@@ -54,6 +55,7 @@ class PolicySet:
     data_class_rank: Mapping[str, int]
     routes: Mapping[str, RouteSpec]
     baseline_prices: Mapping[str, Price] = field(default_factory=dict)  # route -> its baseline model's price
+    aliases: Aliases = field(default_factory=Aliases)  # client model names and patterns -> routes or models
     limits: Limits = field(default_factory=Limits)
     state: StateSpec = field(default_factory=StateSpec)
     key_limits: Mapping[str, RateLimits] = field(default_factory=dict)  # key hash -> that key's own limits

@@ -37,6 +37,7 @@ def _sha256(value: str) -> str:
 Country = Annotated[str, AfterValidator(_country)]
 KeyHash = Annotated[str, AfterValidator(_sha256)]
 Id = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@-]*$")]
+AliasName = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9*?\[][A-Za-z0-9._:/@*?\[\]!-]*$")]
 
 
 class Strict(BaseModel):
@@ -210,6 +211,7 @@ class PolicyFile(Strict):
     tenants: dict[Id, TenantSpec] = {}
     data_classes: dict[Id, DataClassSpec] = {}
     routes: dict[Id, RouteSpec] = {}
+    aliases: dict[AliasName, Id] = {}  # client model name or glob -> route or model (gateway/policy/aliases.py)
     limits: Limits | None = None
     state: StateSpec | None = None
     admin: AdminSpec | None = None

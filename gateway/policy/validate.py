@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
+from gateway.policy.aliases import alias_problems
 from gateway.policy.schema import PolicyFile
 
 Problem = tuple[str, str, str]  # (section, id, "section.id.path: message")
@@ -18,6 +19,9 @@ def cross_check(policy: PolicyFile) -> list[Problem]:
     for name in policy.tenants:
         problems.extend(_tag("tenants", name, _tenant(policy, name)))
     problems.extend(_shared_keys(policy))
+    problems.extend(
+        ("aliases", name, message) for name, message in alias_problems(policy.aliases, policy.routes, policy.models)
+    )
     return problems
 
 

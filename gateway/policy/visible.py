@@ -6,6 +6,7 @@ from typing import Any
 
 from gateway.policy.policy_set import PolicySet
 from gateway.policy.rules import POLICY_RULES, Context, available
+from gateway.policy.schema import RouteSpec
 
 
 def visible_models(policy: PolicySet, tenant_id: str, created: int) -> list[dict[str, Any]]:
@@ -17,7 +18,11 @@ def visible_models(policy: PolicySet, tenant_id: str, created: int) -> list[dict
         for dep in policy.deployments.values()
         if all(rule(ctx, dep) is None for rule in (*POLICY_RULES, available))
     }
-    routes = [r for r in policy.routes if tenant.allow_routes is None or r in tenant.allow_routes]
+    routes = [
+        name
+        for name, route in policy.routes.items()
+        if (tenant.allow_routes is None or name in tenant.allow_routes) and _reaches(route, callable_models)
+    ]
     listed = [{"id": r, "object": "model", "created": created, "owned_by": "switchyard"} for r in routes]
     listed += [
         {"id": m, "object": "model", "created": created, "owned_by": policy.models[m].vendor}
@@ -25,3 +30,8 @@ def visible_models(policy: PolicySet, tenant_id: str, created: int) -> list[dict
         if m in callable_models
     ]
     return listed
+
+
+def _reaches(route: RouteSpec, callable_models: set[str]) -> bool:
+    """Whether a route has a model the tenant may call (in a tier or its fallback); else it can never answer."""
+    return any(m in callable_models for m in (*route.fallback, *(m for tier in route.tiers.values() for m in tier)))

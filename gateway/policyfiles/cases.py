@@ -70,7 +70,7 @@ def run_case(policy: PolicySet, case: Case) -> list[str]:
         return [f"unknown tenant {case.tenant!r}"]
     headers = {"x-gateway-data-class": case.data_class} if case.data_class else {}
     try:
-        request = normalize(case.endpoint, orjson.dumps(case.request), headers)  # type: ignore[arg-type]
+        request = normalize(case.endpoint, orjson.dumps(case.request), headers, aliases=policy.aliases)  # type: ignore[arg-type]
         decision = decide(policy, case.tenant, request, load_default_classifier())
         error: GatewayError | None = refusal(decision)
     except GatewayError as exc:

@@ -15,13 +15,14 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from gateway.policy.aliases import Aliases
 from gateway.policy.guards_schema import StateSpec
 from gateway.policy.policy_set import Deployment, PolicySet
 from gateway.policy.schema import DataClassSpec, Limits, PolicyFile, Price, RouteSpec
 from gateway.policy.validate import cross_check
 from gateway.upstream.providers.network import tls_problem
 
-SECTIONS = ("models", "deployments", "tenants", "data_classes", "routes")
+SECTIONS = ("models", "deployments", "tenants", "data_classes", "routes", "aliases")
 SINGLETONS = ("limits", "state", "admin")  # sections that are one object, written in at most one file
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 DEFAULT_DATA_CLASSES = {"public": DataClassSpec(description="implicit: no data_classes defined")}
@@ -195,6 +196,7 @@ def _compile(merged: PolicyFile, directory: Path, revision: str, env: Mapping[st
             for name, route in merged.routes.items()
             if route.baseline_model and (price := merged.models[route.baseline_model].price) is not None
         },
+        aliases=Aliases.of(merged.aliases, [*merged.routes, *merged.models]),
         limits=merged.limits or Limits(),
         state=merged.state or StateSpec(),
         key_limits={k.sha256: k.limits for t in merged.tenants.values() for k in t.keys if k.limits is not None},

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from gateway.errors import InvalidRequest
+from gateway.policy.aliases import Aliases
 from gateway.request import CHARS_PER_TOKEN, ChatRequest, Endpoint, Native
 from gateway.routing.validate import RULES, check, shown
 
@@ -55,9 +56,14 @@ def depth(value: Any) -> int:
 
 
 def normalize(
-    endpoint: Endpoint, raw: bytes | dict[str, Any], headers: Mapping[str, str], native: Native | None = None
+    endpoint: Endpoint,
+    raw: bytes | dict[str, Any],
+    headers: Mapping[str, str],
+    native: Native | None = None,
+    aliases: Aliases | None = None,
 ) -> ChatRequest:
-    """``raw`` is the body's bytes, or a body already parsed and checked (a translation's, next to ``native``)."""
+    """``raw`` is the body's bytes, or a body already parsed and checked (a translation's, next to ``native``).
+    ``aliases``: the policy's, which map a client's model name to a route or catalog model."""
     body = raw if isinstance(raw, dict) else parse_json(raw)
     if native is None:
         check(RULES[endpoint], body)
@@ -73,9 +79,10 @@ def normalize(
         texts, last_user, turns, vision = _prompt_text(body.get("input"), "input")
         stream = False
     text = "\n".join(texts)
+    resolved = aliases.resolve(model) if aliases else None
     return ChatRequest(
         endpoint=endpoint,
-        model=model,
+        model=resolved.target if resolved else model,
         body=body,
         stream=stream,
         include_usage=stream and _include_usage(body),
@@ -90,6 +97,8 @@ def normalize(
         data_class=headers.get("x-gateway-data-class") or None,
         native=native,
         traceparent=_traceparent(headers),
+        requested_model=model if resolved else None,
+        alias=resolved.alias if resolved else None,
     )
 
 

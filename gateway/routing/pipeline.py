@@ -64,11 +64,15 @@ async def route(
     headers: Mapping[str, str],
     on_decision: Callable[[Decision, str], None],
     native: Native | None = None,
+    on_request: Callable[[str, ChatRequest], None] | None = None,
 ) -> Routed:
-    """``native``: the client's own body when ``raw`` is its translation (Anthropic's Messages API)."""
+    """``native``: the client's own body when ``raw`` is its translation (Anthropic's Messages API).
+    ``on_request``: told the tenant and the request before the decision (which may refuse it)."""
     policy, guards = routing.policy, routing.guards
     tenant, key_hash = authenticate(policy, headers)
-    request = normalize(endpoint, raw, headers, native)
+    request = normalize(endpoint, raw, headers, native, policy.aliases)
+    if on_request is not None:
+        on_request(tenant, request)
     downgrade = await guards.over_downgrade_line(policy, tenant)
     decision = decide(policy, tenant, request, routing.classifier, await routing.gate.unhealthy(policy), downgrade)
     on_decision(decision, request.text)

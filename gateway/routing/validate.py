@@ -166,9 +166,10 @@ EMBEDDINGS: Rules = {
 
 
 def thinking(value: Any) -> str | None:
-    """Anthropic's thinking: {"type": "enabled", "budget_tokens": >= 1024} or {"type": "disabled"}."""
-    if type(value) is not dict or value.get("type") not in ("enabled", "disabled"):
-        return "must be an object whose 'type' is 'enabled' or 'disabled'"
+    """Anthropic's thinking: {"type": "enabled", "budget_tokens": >= 1024}, {"type": "disabled"}, or
+    {"type": "adaptive"} (the model decides how much to think; Claude Code 2.x sends it)."""
+    if type(value) is not dict or value.get("type") not in ("enabled", "disabled", "adaptive"):
+        return "must be an object whose 'type' is 'enabled', 'disabled' or 'adaptive'"
     budget = value.get("budget_tokens")
     if value["type"] == "enabled" and (type(budget) is not int or budget < 1024):
         return "with type 'enabled' needs an integer 'budget_tokens' of at least 1024"

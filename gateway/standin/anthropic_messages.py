@@ -111,15 +111,26 @@ def _messages(body: Json) -> list[Json]:
     return messages
 
 
-def _tool_results(message: Json) -> list[Json]:
-    content = message.get("content")
-    if message["role"] != "user" or not isinstance(content, list):
-        return []
-    return [block for block in content if isinstance(block, dict) and block.get("type") == "tool_result"]
+def _tool_results(messages: list[Json]) -> list[Json]:
+    """The ``tool_result`` blocks of the latest user turn that has any, since the last answer in text. Once
+    there is one, the stand-in answers with text, so a tool loop ends, also when text blocks come beside the
+    results or a user turn after them (Claude Code adds both); a new question after a text answer may call a
+    tool again."""
+    for message in reversed(messages):
+        content = message.get("content")
+        if not isinstance(content, list):
+            content = []
+        blocks = [block for block in content if isinstance(block, dict)]
+        if message["role"] == "assistant" and not any(block.get("type") == "tool_use" for block in blocks):
+            return []
+        results = [block for block in blocks if block.get("type") == "tool_result"]
+        if message["role"] == "user" and results:
+            return results
+    return []
 
 
 def _text_reply(body: Json, model: str, messages: list[Json], limit: int) -> Reply:
-    results = _tool_results(messages[-1])
+    results = _tool_results(messages)
     if results:
         text = tool_result_text(model, text_of(results))
     else:
@@ -132,7 +143,7 @@ def _text_reply(body: Json, model: str, messages: list[Json], limit: int) -> Rep
 def _tool_use(body: Json, messages: list[Json]) -> ToolUse | None:
     tools = [t for t in list_param(body, "tools") if isinstance(t, dict) and isinstance(t.get("name"), str)]
     choice = body.get("tool_choice") or {"type": "auto"}
-    if not tools or not isinstance(choice, dict) or choice.get("type") == "none" or _tool_results(messages[-1]):
+    if not tools or not isinstance(choice, dict) or choice.get("type") == "none" or _tool_results(messages):
         return None
     name = choice.get("name") if choice.get("type") == "tool" else tools[0]["name"]
     tool = next((t for t in tools if t["name"] == name), None)

@@ -89,10 +89,24 @@ def _messages(body: Json) -> list[Json]:
     return messages
 
 
+def _tool_results(messages: list[Json]) -> list[Json]:
+    """The tool results (``tool`` messages, or ``function`` ones of the older API) since the last answer in
+    text. Once there is one, the stand-in answers with text, so a tool loop ends, also when the client adds a
+    user turn after the results (the Anthropic translation does, with the text beside ``tool_result`` blocks);
+    a new question after a text answer may call a tool again."""
+    results: list[Json] = []
+    for message in reversed(messages):
+        if message["role"] == "assistant" and not (message.get("tool_calls") or message.get("function_call")):
+            break
+        if message["role"] in ("tool", "function"):
+            results.append(message)
+    return results
+
+
 def _text_reply(body: Json, model: str, messages: list[Json]) -> Reply:
-    last = messages[-1]
-    if last["role"] == "tool":
-        text = tool_result_text(model, text_of(last.get("content")))
+    results = _tool_results(messages)
+    if results:
+        text = tool_result_text(model, text_of(results[0].get("content")))
     else:
         users = [m for m in messages if m["role"] == "user"] or messages
         text = answer_text(model, text_of(users[-1].get("content")))
@@ -116,7 +130,7 @@ def _shaped(text: str, response_format: Any, model: str) -> str:
 def _tool_use(body: Json, messages: list[Json]) -> ToolUse | None:
     tools = list_param(body, "tools")
     choice = body.get("tool_choice", "auto")
-    if not tools or choice == "none" or messages[-1]["role"] == "tool":
+    if not tools or choice == "none" or _tool_results(messages):
         return None
     functions = [t["function"] for t in tools if isinstance(t, dict) and isinstance(t.get("function"), dict)]
     if not functions:

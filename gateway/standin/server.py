@@ -24,7 +24,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 LOOPBACK = "127.0.0.1"
 GRACE_SECONDS = 1
-READY_SECONDS = 10.0
+READY_SECONDS = 30.0  # a gateway that imports litellm can take 10-15 s on a loaded 2-core machine
 POLL_SECONDS = 0.005
 
 

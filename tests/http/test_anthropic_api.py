@@ -85,7 +85,7 @@ def test_errors_come_in_anthropics_shape(example_gateway: str, client: anthropic
     with pytest.raises(anthropic.BadRequestError, match="max_tokens"):
         client.messages.create(model="auto", messages=HI, max_tokens=0)
     with pytest.raises(anthropic.NotFoundError):
-        client.messages.create(model="claude-17", max_tokens=10, messages=HI)
+        client.messages.create(model="llama-17", max_tokens=10, messages=HI)
 
 
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
