@@ -83,9 +83,15 @@ class Guards:
     async def admit(self, policy: PolicySet, tenant_id: str, key_hash: str, request: ChatRequest) -> Grant:
         """Count this request against the tenant's and the key's rpm/tpm, or raise RateLimited."""
         named = [
-            *_limits(f"tenant {tenant_id!r}", f"rl:t:{tenant_id}", policy.tenants[tenant_id].limits, request),
             *_limits(
-                f"this key of tenant {tenant_id!r}", f"rl:k:{key_hash[:20]}", policy.key_limits.get(key_hash), request
+                f"tenant {tenant_id!r}", f"rl:t:{tenant_id}", policy.tenants[tenant_id].limits, request, tenant_id
+            ),
+            *_limits(
+                f"this key of tenant {tenant_id!r}",
+                f"rl:k:{key_hash[:20]}",
+                policy.key_limits.get(key_hash),
+                request,
+                tenant_id,
             ),
         ]
         if not named:
@@ -192,24 +198,28 @@ class Guards:
             self.outages.report("cache", exc)
 
 
-def _limits(name: str, base: str, spec: RateLimits | None, request: ChatRequest) -> list[tuple[str, Limit]]:
+def _limits(
+    name: str, base: str, spec: RateLimits | None, request: ChatRequest, tenant: str
+) -> list[tuple[str, Limit]]:
+    """A tenant's and its keys' limits share the tenant's scope: one atomic admit, one Redis Cluster slot."""
     if spec is None:
         return []
     out = []
+    scope = f"tenant:{tenant}"
     if spec.rpm:
-        out.append((name, Limit(f"{base}:rpm", spec.rpm, MINUTE, 1)))
+        out.append((name, Limit(f"{base}:rpm", spec.rpm, MINUTE, 1, scope)))
     if spec.tpm:
-        out.append((name, Limit(f"{base}:tpm", spec.tpm, MINUTE, request.prompt_tokens_estimate)))
+        out.append((name, Limit(f"{base}:tpm", spec.tpm, MINUTE, request.prompt_tokens_estimate, scope)))
     return out
 
 
 def _caps(tenant: str, budget: Budget, now: float) -> tuple[Cap, ...]:
     day = datetime.fromtimestamp(now, UTC)
-    caps = []
+    caps, scope = [], f"tenant:{tenant}"
     if budget.daily_usd is not None:
-        caps.append(Cap(f"budget:{tenant}:d:{day:%Y-%m-%d}", budget.daily_usd, 2 * 86400))
+        caps.append(Cap(f"budget:{tenant}:d:{day:%Y-%m-%d}", budget.daily_usd, 2 * 86400, scope))
     if budget.monthly_usd is not None:
-        caps.append(Cap(f"budget:{tenant}:m:{day:%Y-%m}", budget.monthly_usd, 32 * 86400))
+        caps.append(Cap(f"budget:{tenant}:m:{day:%Y-%m}", budget.monthly_usd, 32 * 86400, scope))
     return tuple(caps)
 
 
