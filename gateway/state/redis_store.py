@@ -128,7 +128,8 @@ class _Redis:
         pipe = self.client.pipeline(transaction=False)
         pipe.execute_command("EVALSHA", self.scripts[script].sha, len(keys), *keys, *args)
         where = {"target_nodes": self.client.get_node_from_key(keys[0])} if self.cluster else {}  # type: ignore[union-attr]
-        pipe.execute_command("WAIT", self.wait_replicas, _ms(self.deadline / 2), **where)
+        # at most half the socket timeout (a quarter of the deadline), so the reply is read in time
+        pipe.execute_command("WAIT", self.wait_replicas, _ms(self.deadline / 4), **where)
         return await pipe.execute(raise_on_error=False)
 
     async def run_per_slot(self, script: str, keys: Sequence[str], width: int) -> list[Any]:
