@@ -71,6 +71,12 @@ class RedisServer:
         assert self._proc is not None
         os.kill(self._proc.pid, signal.SIGCONT)
 
+    def stored_keys(self) -> list[bytes]:
+        from redis import Redis
+
+        with Redis.from_url(self.url) as client:
+            return list(client.keys("*"))
+
     def close(self) -> None:
         if self._proc is not None:
             self.resume()
