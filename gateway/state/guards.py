@@ -40,7 +40,7 @@ class Grant:
     windows: tuple[int, ...] = ()
     estimate_tokens: int = 0
     caps: tuple[Cap, ...] = ()
-    reservation_id: str | None = None
+    reservation_id: str | None = None  # "": the budget could not reserve (failed open); settle still counts the spend
 
 
 class Outages:
@@ -144,8 +144,8 @@ class Guards:
         caps = _caps(decision.tenant, budget, now)
         estimate = next(v.estimated_cost_usd for v in decision.verdicts if v.deployment is decision.ranked[0])
         reservation = await self._guarded("budgets", budget.fail, self.store.budgets.reserve(caps, estimate, now), None)
-        if reservation is None:
-            return grant
+        if reservation is None:  # failed open: nothing reserved, but the spend is still counted when it settles
+            return Grant(grant.limits, grant.windows, grant.estimate_tokens, caps, "")
         if not reservation.allowed and reservation.refused is not None:
             cap = reservation.refused
             window = "daily" if ":d:" in cap.key else "monthly"
