@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.processes import REPO, serve
 from tests.state.servers import RedisServer
@@ -28,16 +29,21 @@ def demo_policies(directory: Path) -> Path:
     return directory
 
 
-def test_two_demo_replicas_share_one_redis(tmp_path: Path, redis_server: RedisServer) -> None:
+@pytest.mark.parametrize("mode", ["standalone", "cluster", "sentinel"])
+def test_two_demo_replicas_share_one_redis(tmp_path: Path, mode: str, request: pytest.FixtureRequest) -> None:
     policies = demo_policies(tmp_path / "policies")
+    servers = request.getfixturevalue(
+        {"standalone": "redis_server", "cluster": "redis_cluster"}.get(mode, "redis_sentinel")
+    )
     # a provider key in the shell is not for the demo: its stand-in would refuse it
-    env = {"REDIS_URL": redis_server.url, "REDIS_MODE": "standalone", "OPENAI_API_KEY": "sk-not-for-the-demo"}
+    env = {"REDIS_URL": servers.url, "REDIS_MODE": mode, "OPENAI_API_KEY": "sk-not-for-the-demo"}
     with serve(policies, env, "--demo") as one, serve(policies, env, "--demo") as two:
         statuses = [httpx.post(r.url + "/v1/chat/completions", json=HI, headers=DEMO).status_code for r in (one, two)]
         statuses += [httpx.post(r.url + "/v1/chat/completions", json=HI, headers=DEMO).status_code for r in (one, two)]
     assert statuses == [200, 200, 200, 429]  # 3 per minute across both replicas: counted in Redis
     assert "shared state: redis" in one.stderr + one.stdout
-    assert any(key.startswith(b"switchyard:{tenant:demo}:rate:") for key in redis_server.stored_keys())
+    if isinstance(servers, RedisServer):
+        assert any(key.startswith(b"switchyard:{tenant:demo}:rate:") for key in servers.stored_keys())
 
 
 def test_a_bad_redis_mode_stops_the_demo_with_its_name(tmp_path: Path) -> None:
