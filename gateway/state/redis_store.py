@@ -26,7 +26,9 @@ every mode, so a standalone test catches what a cluster would reject:
 (``{scope}`` is literal braces around the scope.) Reading several breakers at once on a cluster
 is one read per slot. With ``wait_replicas`` set, a budget reservation or settlement returns only
 after that many replicas have it (``WAIT`` on the connection that wrote it), so a primary that dies
-right after cannot take an acknowledged reservation with it.
+right after cannot take an acknowledged reservation with it. (On a cluster, a write that was
+redirected (MOVED/ASK) in the middle of a slot migration is re-sent alone, and its WAIT then
+vouches for nothing; that window is a resharding, not a failover.)
 """
 
 from __future__ import annotations
