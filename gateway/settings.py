@@ -6,6 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_POLICIES = Path("policies")
+# Process settings from the environment that ``serve --demo`` passes on too (where the shared state and
+# the traces go); the demo never sees anything else, above all no provider key.
+PROCESS_ENV = (
+    "REDIS_URL", "REDIS_MODE", "REDIS_SENTINEL_MASTER", "REDIS_WAIT_REPLICAS", "REDIS_TIMEOUT_SECONDS",
+    "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SERVICE_NAME",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

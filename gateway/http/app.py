@@ -37,8 +37,8 @@ from gateway.policyfiles.loader import load_policy_dir
 from gateway.routing.auth import authenticate, holds_key, is_admin
 from gateway.routing.normalize import normalize
 from gateway.routing.pipeline import Routing
-from gateway.settings import Settings
-from gateway.state import open_store
+from gateway.settings import PROCESS_ENV, Settings
+from gateway.state import open_store, target_from_env
 from gateway.state.guards import Guards, Outages
 from gateway.upstream.caller import Caller
 from gateway.upstream.gate import DeploymentGate
@@ -46,7 +46,6 @@ from gateway.upstream.health import HealthChecker, check_models
 from gateway.upstream.providers.registry import Providers
 
 log = logging.getLogger("gateway")
-DEFAULT_REDIS_TIMEOUT = 0.25  # seconds for one Redis call; a whole call may take twice that
 
 
 @dataclass(slots=True)
@@ -98,15 +97,15 @@ async def _start(settings: Settings, env: Mapping[str, str] | None, stack: Async
     if settings.demo:
         from gateway.standin.demo import start_demo_upstreams
 
-        lookup = await start_demo_upstreams(stack)
+        process = {name: lookup[name] for name in PROCESS_ENV if name in lookup}
+        lookup = {**process, **await start_demo_upstreams(stack)}
     policy = load_policy_dir(settings.policies, lookup)
     for warning in policy.warnings:
         log.warning("policy: %s", warning)
     metrics = Metrics()
     providers = Providers(policy, lookup, lambda dep, limit: metrics.upstream_limits.labels(dep, limit).inc())
     stack.push_async_callback(providers.aclose)
-    timeout = float(lookup.get("REDIS_TIMEOUT_SECONDS") or DEFAULT_REDIS_TIMEOUT)
-    store = await open_store(lookup.get("REDIS_URL") or None, timeout_seconds=timeout)
+    store = await open_store(target_from_env(lookup))  # REDIS_URL, REDIS_MODE, ... (gateway/state/redis_target.py)
     stack.push_async_callback(store.aclose)
     metrics.policy_loaded(policy.revision, None)
     guards = Guards(store, Outages(lambda feature: metrics.state_errors.labels(feature).inc()))

@@ -27,6 +27,9 @@ class Limit:
     limit: int
     window_seconds: float
     amount: int = 1  # units this request adds (1 for requests, estimated tokens for TPM)
+    # limits counted together in one admit() share a scope (e.g. "tenant:acme"); on a Redis Cluster
+    # one scope is one hash slot. Empty: the key is its own scope.
+    scope: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +48,7 @@ class Cap:
     key: str  # e.g. "budget:acme:daily:2026-11-29"
     limit_usd: float
     ttl_seconds: float
+    scope: str = ""  # as Limit.scope: the caps reserved together share it
 
 
 @dataclass(frozen=True, slots=True)

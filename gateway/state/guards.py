@@ -40,7 +40,7 @@ class Grant:
     windows: tuple[int, ...] = ()
     estimate_tokens: int = 0
     caps: tuple[Cap, ...] = ()
-    reservation_id: str | None = None
+    reservation_id: str | None = None  # "": the budget could not reserve (failed open); settle still counts the spend
 
 
 class Outages:
@@ -83,9 +83,15 @@ class Guards:
     async def admit(self, policy: PolicySet, tenant_id: str, key_hash: str, request: ChatRequest) -> Grant:
         """Count this request against the tenant's and the key's rpm/tpm, or raise RateLimited."""
         named = [
-            *_limits(f"tenant {tenant_id!r}", f"rl:t:{tenant_id}", policy.tenants[tenant_id].limits, request),
             *_limits(
-                f"this key of tenant {tenant_id!r}", f"rl:k:{key_hash[:20]}", policy.key_limits.get(key_hash), request
+                f"tenant {tenant_id!r}", f"rl:t:{tenant_id}", policy.tenants[tenant_id].limits, request, tenant_id
+            ),
+            *_limits(
+                f"this key of tenant {tenant_id!r}",
+                f"rl:k:{key_hash[:20]}",
+                policy.key_limits.get(key_hash),
+                request,
+                tenant_id,
             ),
         ]
         if not named:
@@ -138,8 +144,8 @@ class Guards:
         caps = _caps(decision.tenant, budget, now)
         estimate = next(v.estimated_cost_usd for v in decision.verdicts if v.deployment is decision.ranked[0])
         reservation = await self._guarded("budgets", budget.fail, self.store.budgets.reserve(caps, estimate, now), None)
-        if reservation is None:
-            return grant
+        if reservation is None:  # failed open: nothing reserved, but the spend is still counted when it settles
+            return Grant(grant.limits, grant.windows, grant.estimate_tokens, caps, "")
         if not reservation.allowed and reservation.refused is not None:
             cap = reservation.refused
             window = "daily" if ":d:" in cap.key else "monthly"
@@ -192,24 +198,28 @@ class Guards:
             self.outages.report("cache", exc)
 
 
-def _limits(name: str, base: str, spec: RateLimits | None, request: ChatRequest) -> list[tuple[str, Limit]]:
+def _limits(
+    name: str, base: str, spec: RateLimits | None, request: ChatRequest, tenant: str
+) -> list[tuple[str, Limit]]:
+    """A tenant's and its keys' limits share the tenant's scope: one atomic admit, one Redis Cluster slot."""
     if spec is None:
         return []
     out = []
+    scope = f"tenant:{tenant}"
     if spec.rpm:
-        out.append((name, Limit(f"{base}:rpm", spec.rpm, MINUTE, 1)))
+        out.append((name, Limit(f"{base}:rpm", spec.rpm, MINUTE, 1, scope)))
     if spec.tpm:
-        out.append((name, Limit(f"{base}:tpm", spec.tpm, MINUTE, request.prompt_tokens_estimate)))
+        out.append((name, Limit(f"{base}:tpm", spec.tpm, MINUTE, request.prompt_tokens_estimate, scope)))
     return out
 
 
 def _caps(tenant: str, budget: Budget, now: float) -> tuple[Cap, ...]:
     day = datetime.fromtimestamp(now, UTC)
-    caps = []
+    caps, scope = [], f"tenant:{tenant}"
     if budget.daily_usd is not None:
-        caps.append(Cap(f"budget:{tenant}:d:{day:%Y-%m-%d}", budget.daily_usd, 2 * 86400))
+        caps.append(Cap(f"budget:{tenant}:d:{day:%Y-%m-%d}", budget.daily_usd, 2 * 86400, scope))
     if budget.monthly_usd is not None:
-        caps.append(Cap(f"budget:{tenant}:m:{day:%Y-%m}", budget.monthly_usd, 32 * 86400))
+        caps.append(Cap(f"budget:{tenant}:m:{day:%Y-%m}", budget.monthly_usd, 32 * 86400, scope))
     return tuple(caps)
 
 

@@ -8,32 +8,42 @@ leaves this module. After an outage the pool reconnects on the next call, and a 
 server that lost the scripts gets them again (redis-py's ``Script`` falls back from EVALSHA
 to SCRIPT LOAD on NOSCRIPT).
 
-Keys, all under the store's prefix, each with a TTL:
+Keys, all under the store's prefix, each with a TTL. The keys one script updates together carry
+one hash tag, ``{scope}`` (a tenant's limits and caps: ``tenant:<id>``; otherwise the key itself),
+so on a Redis Cluster every script touches one slot; a call whose keys span scopes is refused in
+every mode, so a standalone test catches what a cluster would reject:
 
-=============================  =============================================  =======================
-``rate:{limit.key}:{window}``  counter                                        window end + slack
-``budget:{cap.key}``           hash: spent, reserved, r:{id} -> amount        ``cap.ttl_seconds``
-``hold:{cap.key}``             ZSET: reservation id -> expires at             ``cap.ttl_seconds``
-``lease:{key}``                ZSET: lease id -> expires at                   longest lease + slack
-``breaker:{deployment}``       hash: status, opened_at, window_start,         window + cool-down +
-                               failures, calls, probe_until                   probe, twice
-``cache:{key}``                bytes                                          the entry's TTL
-=============================  =============================================  =======================
+==========================================  ======================================  =====================
+``{scope}:rate:{limit.key}:{window}``       counter                                 window end + slack
+``{scope}:budget:{cap.key}``                hash: spent, reserved, r:{id} -> amount  ``cap.ttl_seconds``
+``{scope}:hold:{cap.key}``                  ZSET: reservation id -> expires at      ``cap.ttl_seconds``
+``lease:{key}``                             ZSET: lease id -> expires at            longest lease + slack
+``breaker:{deployment}``                    hash: status, opened_at, window_start,  window + cool-down +
+                                            failures, calls, probe_until            probe, twice
+``cache:{key}``                             bytes                                   the entry's TTL
+==========================================  ======================================  =====================
+
+(``{scope}`` is literal braces around the scope.) Reading several breakers at once on a cluster
+is one read per slot. With ``wait_replicas`` set, a budget reservation or settlement returns only
+after that many replicas have it (``WAIT`` on the connection that wrote it), so a primary that dies
+right after cannot take an acknowledged reservation with it. (On a cluster, a write that was
+redirected (MOVED/ASK) in the middle of a slot migration is re-sent alone, and its WAIT then
+vouches for nothing; that window is a resharding, not a failover.)
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
+import time
 import uuid
 from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar, cast
 
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
-from redis.retry import Retry
+from redis.asyncio import Redis
+from redis.crc import key_slot
+from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 
 from gateway.state import rules
 from gateway.state.base import (
@@ -51,10 +61,14 @@ from gateway.state.base import (
     Reservation,
     StateUnavailable,
 )
+from gateway.state.redis_clients import Client, is_cluster, open_client
 from gateway.state.redis_scripts import BREAKER_FIELDS, SCRIPTS
+from gateway.state.redis_target import RedisTarget, checked
 
+log = logging.getLogger("gateway.state")
 T = TypeVar("T")
-_FAILURES = (RedisError, OSError, asyncio.TimeoutError)
+WARN_SECONDS = 30.0
+_FAILURES = (RedisError, RedisClusterException, OSError, asyncio.TimeoutError)
 
 
 def _ms(seconds: float) -> int:
@@ -64,14 +78,22 @@ def _ms(seconds: float) -> int:
 class _Redis:
     """The client, its scripts, the key prefix and the deadline every call runs under."""
 
-    def __init__(self, client: Redis, prefix: str, deadline_seconds: float) -> None:
+    def __init__(self, client: Client, prefix: str, deadline_seconds: float, wait_replicas: int = 0) -> None:
+        if "{" in prefix or "}" in prefix:
+            raise ValueError(f"the key prefix {prefix!r} may not hold braces: they would become the hash tag")
         self.client = client
         self.prefix = prefix
         self.deadline = deadline_seconds
+        self.cluster = is_cluster(client)
+        self.wait_replicas = wait_replicas
         self.scripts = {name: client.register_script(source) for name, source in SCRIPTS.items()}
+        self._warned = -WARN_SECONDS
 
     def key(self, kind: str, name: str) -> str:
         return f"{self.prefix}{kind}:{name}"
+
+    def scoped(self, kind: str, scope: str, name: str) -> str:
+        return f"{self.prefix}{{{scope}}}:{kind}:{name}"
 
     async def call(self, pending: Awaitable[T]) -> T:
         try:
@@ -85,17 +107,68 @@ class _Redis:
         pending = cast(Awaitable[Any], self.scripts[script](keys=list(keys), args=list(args)))
         return await self.call(pending)
 
+    async def run_durable(self, script: str, keys: Sequence[str], args: Sequence[str | int | float]) -> Any:
+        """``run``, then wait (on the same connection) until ``wait_replicas`` replicas have the write."""
+        if not self.wait_replicas:
+            return await self.run(script, keys, args)
+        return await self.call(self._written_and_waited(script, keys, args))
+
+    async def _written_and_waited(self, script: str, keys: Sequence[str], args: Sequence[str | int | float]) -> Any:
+        result, replicas = await self._pipeline(script, keys, args)
+        if isinstance(result, NoScriptError):  # a new or restarted server: load the script, once
+            await self.client.script_load(SCRIPTS[script])
+            result, replicas = await self._pipeline(script, keys, args)
+        for value in (result, replicas):
+            if isinstance(value, Exception):
+                raise value
+        if int(replicas) < self.wait_replicas and time.monotonic() - self._warned >= WARN_SECONDS:
+            self._warned = time.monotonic()
+            log.warning("redis: a budget write reached %s of %s replicas in time", replicas, self.wait_replicas)
+        return result
+
+    async def _pipeline(self, script: str, keys: Sequence[str], args: Sequence[str | int | float]) -> list[Any]:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.execute_command("EVALSHA", self.scripts[script].sha, len(keys), *keys, *args)
+        where = {"target_nodes": self.client.get_node_from_key(keys[0])} if self.cluster else {}  # type: ignore[union-attr]
+        # at most half the socket timeout (a quarter of the deadline), so the reply is read in time
+        pipe.execute_command("WAIT", self.wait_replicas, _ms(self.deadline / 4), **where)
+        return await pipe.execute(raise_on_error=False)
+
+    async def run_per_slot(self, script: str, keys: Sequence[str], width: int) -> list[Any]:
+        """A read-only script over keys that may live on several slots: one call per slot on a cluster."""
+        if not self.cluster or len(keys) < 2:
+            return list(await self.run(script, keys, []))
+        slots: dict[int, list[int]] = {}
+        for index, key in enumerate(keys):
+            slots.setdefault(key_slot(key.encode()), []).append(index)
+        groups = list(slots.values())
+        answers = await asyncio.gather(*(self.run(script, [keys[i] for i in group], []) for group in groups))
+        out: list[Any] = [None] * (len(keys) * width)
+        for group, answer in zip(groups, answers, strict=True):
+            for position, index in enumerate(group):
+                out[index * width : (index + 1) * width] = answer[position * width : (position + 1) * width]
+        return out
+
+
+def _scope_of(items: Sequence[Limit] | Sequence[Cap]) -> str:
+    """The one scope of keys updated together (a key without one is its own)."""
+    scopes = {item.scope or item.key for item in items}
+    if len(scopes) > 1:
+        raise ValueError(f"keys updated together must share one scope (one Redis Cluster slot), not {sorted(scopes)}")
+    return scopes.pop() if scopes else ""
+
 
 class RedisCounters:
     def __init__(self, redis: _Redis) -> None:
         self._redis = redis
 
-    def _key(self, limit: Limit, window: int) -> str:
-        return self._redis.key("rate", f"{limit.key}:{window}")
+    def _keys(self, limits: Sequence[Limit], windows: Sequence[int]) -> list[str]:
+        scope = _scope_of(limits)
+        return [self._redis.scoped("rate", scope, f"{x.key}:{w}") for x, w in zip(limits, windows, strict=True)]
 
     async def admit(self, limits: Sequence[Limit], now: float) -> Admission:
         windows = tuple(rules.window_of(limit, now) for limit in limits)
-        keys = [self._key(limit, window) for limit, window in zip(limits, windows, strict=True)]
+        keys = self._keys(limits, windows)
         args: list[str | int | float] = []
         for limit, window in zip(limits, windows, strict=True):
             args += [limit.limit, limit.amount, _ms(rules.counter_ttl(limit, window, now))]
@@ -106,8 +179,7 @@ class RedisCounters:
         return Admission(False, limit, int(current), rules.window_end(limit, window) - now, windows)
 
     async def adjust(self, limits: Sequence[Limit], windows: Sequence[int], deltas: Sequence[int]) -> None:
-        keys = [self._key(limit, window) for limit, window in zip(limits, windows, strict=True)]
-        await self._redis.run("adjust", keys, list(deltas))
+        await self._redis.run("adjust", self._keys(limits, windows), list(deltas))
 
 
 class RedisBudgets:
@@ -116,7 +188,8 @@ class RedisBudgets:
         self._reservation_seconds = reservation_seconds
 
     def _keys(self, caps: Sequence[Cap]) -> list[str]:
-        return [k for cap in caps for k in (self._redis.key("budget", cap.key), self._redis.key("hold", cap.key))]
+        scope = _scope_of(caps)
+        return [self._redis.scoped(kind, scope, cap.key) for cap in caps for kind in ("budget", "hold")]
 
     async def reserve(self, caps: Sequence[Cap], amount_usd: float, now: float) -> Reservation:
         reservation_id = uuid.uuid4().hex
@@ -124,17 +197,17 @@ class RedisBudgets:
         args: list[str | int | float] = [now, reservation_id, amount_usd, expires, rules.BUDGET_EPSILON]
         for cap in caps:
             args += [cap.limit_usd, _ms(cap.ttl_seconds)]
-        refused, spent = await self._redis.run("reserve", self._keys(caps), args)
+        refused, spent = await self._redis.run_durable("reserve", self._keys(caps), args)
         if not refused:
             return Reservation(True, reservation_id)
         return Reservation(False, refused=caps[refused - 1], spent_usd=float(spent))
 
     async def settle(self, caps: Sequence[Cap], reservation_id: str, actual_usd: float) -> None:
         args: list[str | int | float] = [reservation_id, actual_usd, *(_ms(cap.ttl_seconds) for cap in caps)]
-        await self._redis.run("settle", self._keys(caps), args)
+        await self._redis.run_durable("settle", self._keys(caps), args)
 
     async def spent(self, caps: Sequence[Cap]) -> list[float]:
-        keys = [self._redis.key("budget", cap.key) for cap in caps]
+        keys = self._keys(caps)[::2]
         return [float(v) for v in await self._redis.run("spent", keys, [])]
 
 
@@ -167,8 +240,8 @@ class RedisBreakers:
         return _ms(rules.breaker_ttl(policy, self._probe_seconds))
 
     async def _states(self, deployments: Sequence[str]) -> list[rules.BreakerState]:
-        flat = await self._redis.run("breaker_read", [self._key(d) for d in deployments], [])
         n = len(BREAKER_FIELDS)
+        flat = await self._redis.run_per_slot("breaker_read", [self._key(d) for d in deployments], n)
         return [rules.BreakerState.from_fields(flat[i : i + n]) for i in range(0, len(flat), n)]
 
     async def statuses(self, deployments: Sequence[str], policy: BreakerPolicy, now: float) -> dict[str, BreakerStatus]:
@@ -212,21 +285,25 @@ class RedisCache:
 
 
 class RedisStore:
-    """All features in one Redis (or compatible) server, shared by every replica that points at it."""
+    """All features in one Redis deployment (a server, a cluster, or a Sentinel-managed primary),
+    shared by every replica that points at it."""
 
     name: str = "redis"
 
     def __init__(
         self,
-        client: Redis,
+        client: Client,
         *,
         prefix: str,
         timeout_seconds: float,
         reservation_seconds: float = rules.RESERVATION_SECONDS,
         probe_seconds: float = rules.PROBE_SECONDS,
+        wait_replicas: int = 0,
+        helpers: Sequence[Redis] = (),
     ) -> None:
+        self._helpers = helpers  # closed with the client (a Sentinel client's connections to the sentinels)
         # the whole call: a connect (or a wait for a pooled connection) and a command
-        self._redis = _Redis(client, prefix, 2 * timeout_seconds)
+        self._redis = _Redis(client, prefix, 2 * timeout_seconds, wait_replicas)
         self.counters: Counters = RedisCounters(self._redis)
         self.budgets: Budgets = RedisBudgets(self._redis, reservation_seconds)
         self.leases: Leases = RedisLeases(self._redis)
@@ -236,33 +313,34 @@ class RedisStore:
     @classmethod
     async def connect(
         cls,
-        url: str,
+        target: str | RedisTarget,
         *,
         prefix: str = "switchyard:",
-        timeout_seconds: float = 0.05,
+        timeout_seconds: float | None = None,
         max_connections: int = 32,
         reservation_seconds: float = rules.RESERVATION_SECONDS,
         probe_seconds: float = rules.PROBE_SECONDS,
+        wait_replicas: int | None = None,
     ) -> RedisStore:
-        """A store on ``url`` (redis://, rediss://, unix://). Redis need not be up yet: calls raise
-        :class:`StateUnavailable` until it is, and work from the first call after it comes up."""
-        pool = BlockingConnectionPool.from_url(
-            url,
-            max_connections=max_connections,
-            timeout=None,  # waiting for a free pooled connection: bounded by the deadline of each call
-            socket_timeout=timeout_seconds,
-            socket_connect_timeout=timeout_seconds,
-            # one immediate retry, on a connection error only: a pooled connection the server
-            # dropped (restart, idle timeout) is replaced at once; a timeout is never retried
-            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
-            health_check_interval=5,
-        )
+        """A store on ``target`` (a standalone URL: redis://, rediss://, unix://; or a RedisTarget of any
+        mode). Redis need not be up yet: calls raise :class:`StateUnavailable` until it is, and work from
+        the first call after it comes up. ``timeout_seconds`` and ``wait_replicas`` override the target's."""
+        if isinstance(target, str):
+            target = RedisTarget("standalone", target)
+        if timeout_seconds is not None:
+            target = RedisTarget(target.mode, target.url, target.master, target.wait_replicas, timeout_seconds)
+        if wait_replicas is not None:
+            target = RedisTarget(target.mode, target.url, target.master, wait_replicas, target.timeout_seconds)
+        target = checked(target)
+        client, helpers = open_client(target, max_connections)
         store = cls(
-            Redis.from_pool(pool),
+            client,
+            helpers=helpers,
             prefix=prefix,
-            timeout_seconds=timeout_seconds,
+            timeout_seconds=target.timeout_seconds,
             reservation_seconds=reservation_seconds,
             probe_seconds=probe_seconds,
+            wait_replicas=target.wait_replicas,
         )
         await store.ping()  # warm one connection; a Redis that is down is not an error here
         return store
@@ -276,3 +354,5 @@ class RedisStore:
 
     async def aclose(self) -> None:
         await self._redis.client.aclose()
+        for helper in self._helpers:
+            await helper.aclose()

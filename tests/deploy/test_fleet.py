@@ -1,6 +1,7 @@
 """Three ``gateway serve`` replicas behind a real HAProxy, one shared Redis, a client loop of plain and streamed
 requests, and a rolling update (bench/fleet.py): with drain (SIGTERM) no request fails; killed (SIGKILL),
-only requests in flight on the killed replica do. A tenant's rate limit holds exactly across the fleet.
+only requests in flight on the killed replica do. A tenant's rate limit holds exactly across the fleet, and
+a tenant's budget spent through all three replicas settles exactly in Redis.
 
 Needs ``haproxy`` (Debian package ``haproxy``; ``scripts/test`` installs it when run as root). Without it
 the test skips, except in CI (``CI=true``), where it fails. About a minute.
@@ -28,27 +29,36 @@ from tests.state.servers import RedisServer
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 RPM = 30
+DAILY_USD = 0.0001
 HI = {"model": "auto", "messages": [{"role": "user", "content": "Hi"}]}
 
 
 @pytest.fixture(scope="module")
-def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+def redis() -> Iterator[RedisServer]:
+    server = RedisServer().start()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory, redis: RedisServer) -> Iterator[Fleet]:
     if shutil.which("haproxy") is None and not os.path.exists("/usr/sbin/haproxy"):
         missing = "haproxy is not installed (Debian: apt-get install haproxy; scripts/test does it as root)"
         if IN_CI:
             pytest.fail(missing)
         pytest.skip(missing)
     workdir = tmp_path_factory.mktemp("fleet")
-    redis = RedisServer().start()
-    try:
-        with ThreadedServer(create_openai_app(Control(chunk_gap=0.05))) as upstream:
-            v1 = upstream.url + "/v1"
-            tenants = {"open": tenant("open-key"), "limited": tenant("limited-key", limits={"rpm": RPM})}
-            policy = small_policy(workdir / "p", {"a": v1, "b": v1, "c": v1}, tenants=tenants)
-            with fleet(policy, {"REDIS_URL": redis.url}, 3, workdir) as replicas:
-                yield replicas
-    finally:
-        redis.close()
+    with ThreadedServer(create_openai_app(Control(chunk_gap=0.05))) as upstream:
+        v1 = upstream.url + "/v1"
+        tenants = {
+            "open": tenant("open-key"),
+            "limited": tenant("limited-key", limits={"rpm": RPM}),
+            "budgeted": tenant("budget-key", budget={"daily_usd": DAILY_USD}),
+        }
+        policy = small_policy(workdir / "p", {"a": v1, "b": v1, "c": v1}, tenants=tenants)
+        env = {"REDIS_URL": redis.url, "REDIS_TIMEOUT_SECONDS": "1"}  # a loaded box: Redis answers, the limits hold
+        with fleet(policy, env, 3, workdir) as replicas:
+            yield replicas
 
 
 def test_a_rate_limit_is_exact_across_the_fleet(running: Fleet) -> None:
@@ -63,6 +73,36 @@ def test_a_rate_limit_is_exact_across_the_fleet(running: Fleet) -> None:
     with ThreadPoolExecutor(8) as pool:
         statuses = Counter(pool.map(one, range(2 * RPM)))
     assert statuses == {200: RPM, 429: RPM}
+
+
+def test_a_budget_spent_through_the_fleet_settles_exactly(running: Fleet, redis: RedisServer) -> None:
+    def one(_: int) -> int:
+        key = {"authorization": "Bearer budget-key"}
+        return httpx.post(running.url + "/v1/chat/completions", json=HI, headers=key).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = Counter(pool.map(one, range(120)))
+    assert statuses[200] > 10 and statuses[429] > 0 and statuses[200] + statuses[429] == 120, statuses
+    day = time.strftime("%Y-%m-%d", time.gmtime())
+    key = f"switchyard:{{tenant:budgeted}}:budget:budget:budgeted:d:{day}"
+    deadline = time.monotonic() + 10
+    while float(redis.hash_field(key, "reserved") or 0) > 0:  # settlement runs right after each response
+        assert time.monotonic() < deadline, "reservations never settled"
+        time.sleep(0.05)
+    spent = float(redis.hash_field(key, "spent") or 0)
+    costs = sum(_tenant_cost(f"http://127.0.0.1:{member.port}", "budgeted") for member in running.replicas)
+    print(f"\nbudget ${DAILY_USD}: {statuses[200]} served, {statuses[429]} refused, spent ${spent:.8f} in Redis")
+    # what the three replicas charged, each by its own count, is what Redis holds: nothing lost, nothing twice
+    assert spent == pytest.approx(costs, rel=1e-9)
+    assert spent <= DAILY_USD * 1.5  # at most one estimate over (the last admitted request's reservation)
+
+
+def _tenant_cost(url: str, tenant_id: str) -> float:
+    total = 0.0
+    for line in httpx.get(url + "/metrics").text.splitlines():
+        if line.startswith("gateway_cost_usd_total{") and f'tenant="{tenant_id}"' in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
 
 
 def test_a_rolling_update_with_drain_fails_no_request_and_a_killed_one_only_those_in_flight(running: Fleet) -> None:

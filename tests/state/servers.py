@@ -71,6 +71,18 @@ class RedisServer:
         assert self._proc is not None
         os.kill(self._proc.pid, signal.SIGCONT)
 
+    def hash_field(self, key: str, field: str) -> bytes | None:
+        from redis import Redis
+
+        with Redis.from_url(self.url) as client:
+            return client.hget(key, field)  # type: ignore[return-value]
+
+    def stored_keys(self) -> list[bytes]:
+        from redis import Redis
+
+        with Redis.from_url(self.url) as client:
+            return list(client.keys("*"))
+
     def close(self) -> None:
         if self._proc is not None:
             self.resume()

@@ -40,14 +40,14 @@ async def test_admit_is_exact_under_concurrency(make_store: StoreFactory) -> Non
 
 
 async def test_admit_counts_all_limits_or_none(store: Store) -> None:
-    rpm = Limit("rl:key:k1:rpm", 5, 60.0)
-    tpm = Limit("rl:key:k1:tpm", 100, 60.0, amount=40)
+    rpm = Limit("rl:key:k1:rpm", 5, 60.0, scope="tenant:acme")
+    tpm = Limit("rl:key:k1:tpm", 100, 60.0, amount=40, scope="tenant:acme")
     assert (await store.counters.admit([rpm, tpm], NOW)).allowed
     assert (await store.counters.admit([rpm, tpm], NOW)).allowed
     refused = await store.counters.admit([rpm, tpm], NOW)
     assert (refused.allowed, refused.refused, refused.current) == (False, tpm, 80)
     # the refused request counted nowhere: rpm has 3 of 5 left
-    results = [await store.counters.admit([rpm], NOW) for _ in range(4)]
+    results = [await store.counters.admit([rpm], NOW) for _ in range(4)]  # alone, under its scope still
     assert [r.allowed for r in results] == [True, True, True, False]
 
 
@@ -84,7 +84,10 @@ async def test_windows_roll_over(store: Store) -> None:
 
 
 def caps(daily: float = 10.0, monthly: float = 100.0) -> list[Cap]:
-    return [Cap("budget:acme:daily:2027-01-15", daily, 86_400), Cap("budget:acme:monthly:2027-01", monthly, 86_400)]
+    return [
+        Cap("budget:acme:daily:2027-01-15", daily, 86_400, "tenant:acme"),
+        Cap("budget:acme:monthly:2027-01", monthly, 86_400, "tenant:acme"),
+    ]
 
 
 async def test_concurrent_reservations_never_overshoot(make_store: StoreFactory) -> None:
