@@ -27,6 +27,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import TypeVar
 
 from gateway.errors import RETRYABLE, AllCandidatesFailed, UpstreamBadResponse, UpstreamError
@@ -188,38 +189,47 @@ class Caller:
     ) -> T:
         """Call one deployment; after a retryable failure, again as its ``retry:`` policy says (:mod:`.retrying`).
 
-        The first try runs bare: tenacity is entered only on the failure path.
+        The first try runs bare: tenacity (and the call it repeats) is built only on the failure path.
         """
-        counted = False  # a request counts at most one failure per deployment
-
-        async def tracked() -> T:
-            nonlocal counted
-            started = self.clock()
-            try:
-                result = await once(dep, self._target(dep, deadline - started))
-            except UpstreamError as exc:
-                elapsed = self.clock() - started
-                log.warning("attempt on deployment %s failed: %s", dep.id, exc.code)
-                attempts.append(
-                    Attempt(dep.id, f"{exc.code}: {exc.message}", elapsed, exc.code or "error", exc.retry_after)
-                )
-                if exc.retryable and not counted:
-                    counted = True
-                    await self.gate.record(policy, entry, False, elapsed)
-                raise
-            elapsed = self.clock() - started
-            attempts.append(Attempt(dep.id, None, elapsed))
-            if record_success:
-                await self.gate.record(policy, entry, True, elapsed)
-            return result
-
         try:
-            return await tracked()
+            return await self._attempt(policy, dep, entry, deadline, once, attempts, record_success, False)
         except UpstreamError as exc:
             failure = exc
+        # a request counts at most one failure per deployment: the first one, when it was retryable
+        again = partial(self._attempt, policy, dep, entry, deadline, once, attempts, record_success, failure.retryable)
         return await retrying.again(
-            dep.spec.retry, failure, tracked, deadline=deadline, probe=entry.probe, clock=self.clock, sleep=self.sleep
+            dep.spec.retry, failure, again, deadline=deadline, probe=entry.probe, clock=self.clock, sleep=self.sleep
         )
+
+    async def _attempt(
+        self,
+        policy: PolicySet,
+        dep: Deployment,
+        entry: Entry,
+        deadline: float,
+        once: Callable[[Deployment, Target], Awaitable[T]],
+        attempts: list[Attempt],
+        record_success: bool,
+        counted: bool,  # a failure of this request was already counted against the deployment's breaker
+    ) -> T:
+        """One try, kept in ``attempts`` (audit, metrics, spans) and reported to the breaker."""
+        started = self.clock()
+        try:
+            result = await once(dep, self._target(dep, deadline - started))
+        except UpstreamError as exc:
+            elapsed = self.clock() - started
+            log.warning("attempt on deployment %s failed: %s", dep.id, exc.code)
+            attempts.append(
+                Attempt(dep.id, f"{exc.code}: {exc.message}", elapsed, exc.code or "error", exc.retry_after)
+            )
+            if exc.retryable and not counted:
+                await self.gate.record(policy, entry, False, elapsed)
+            raise
+        elapsed = self.clock() - started
+        attempts.append(Attempt(dep.id, None, elapsed))
+        if record_success:
+            await self.gate.record(policy, entry, True, elapsed)
+        return result
 
     def _target(self, dep: Deployment, remaining: float) -> Target:
         spec = dep.spec
