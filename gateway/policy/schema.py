@@ -8,13 +8,14 @@ top-level sections below, and an id may be defined only once across files.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from gateway.policy.countries import ISO_3166_ALPHA2
 from gateway.policy.guards_schema import AdminSpec, Budget, CacheSpec, DeploymentCaps, RateLimits, StateSpec
 from gateway.policy.network_schema import HealthSpec, ProxySetting, TlsSpec
+from gateway.policy.retry_schema import RetrySpec, legacy_max_retries
 
 Tier = Literal["simple", "standard", "complex"]
 TIERS: tuple[Tier, ...] = ("simple", "standard", "complex")
@@ -84,12 +85,17 @@ class DeploymentSpec(Strict):
     jurisdiction: Country
     self_hosted: bool = False
     timeout_seconds: float = Field(60.0, gt=0, le=3600)
-    max_retries: int = Field(2, ge=0, le=10)
+    retry: RetrySpec = RetrySpec()  # max_retries: N, the legacy spelling, is read as retry: {attempts: N + 1}
     price: Price | None = None
     caps: DeploymentCaps | None = None
     proxy: ProxySetting | None = None  # absent: HTTPS_PROXY / HTTP_PROXY / NO_PROXY; "none": direct
     tls: TlsSpec | None = None
     health: HealthSpec | None = None  # active health checks (openai_compatible deployments)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_max_retries(cls, data: Any) -> Any:
+        return legacy_max_retries(data)
 
     @model_validator(mode="after")
     def _openai_compatible_needs_url(self) -> DeploymentSpec:

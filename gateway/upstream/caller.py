@@ -1,4 +1,4 @@
-"""Call the ranked deployments: retry each with jittered backoff, then fall back to the next.
+"""Call the ranked deployments: retry each as its policy says (:mod:`.retrying`), then fall back to the next.
 
 Only deployments in ``decision.ranked`` are ever called, so a fallback never leaves the policy.
 Each deployment first passes the gate (breaker, concurrency cap, RPM cap); one that does not is
@@ -17,23 +17,24 @@ An attempt on a deployment that has candidates after it ends early enough to lea
 remaining deadline (at most 30 s) for them, so a hung first deployment still falls back.
 An upstream's ``Retry-After`` is honoured: up to a second is waited out before a retry there; a
 longer one moves on to the next candidate, and a 429 to the client carries the shortest one seen.
+The first try on a deployment runs bare; tenacity is entered only after it failed (:mod:`.retrying`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import TypeVar
 
 from gateway.errors import RETRYABLE, AllCandidatesFailed, UpstreamBadResponse, UpstreamError
 from gateway.policy.decide import Decision
 from gateway.policy.policy_set import Deployment, PolicySet
 from gateway.request import ChatRequest
-from gateway.upstream import shape
+from gateway.upstream import retrying, shape
 from gateway.upstream.gate import DeploymentGate, Entry
 from gateway.upstream.providers.anthropic_passthrough import AnthropicPassthrough, speaks
 from gateway.upstream.providers.base import Json, Provider, Target
@@ -44,7 +45,6 @@ Providers = Callable[[str], Provider]  # provider kind -> adapter
 CAPACITY_SKIPS = frozenset({"skipped_at_capacity", "skipped_rpm_cap"})
 FALLBACK_SHARE = 0.25  # of the remaining deadline, kept for later candidates ...
 FALLBACK_MAX_SECONDS = 30.0  # ... but never more than this
-RETRY_AFTER_WAIT_SECONDS = 1.0  # the longest upstream Retry-After waited out before retrying the same deployment
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +84,9 @@ class Caller:
     providers: Providers
     gate: DeploymentGate
     env: Mapping[str, str]  # where api_key_env names are looked up
-    backoff_seconds: float = 0.05
     passthrough: AnthropicPassthrough | None = None  # for deployments that take the client's own body
+    clock: retrying.Clock = time.monotonic  # deadlines and attempt times; tests give a fake one with ``sleep``
+    sleep: retrying.Sleep = asyncio.sleep  # the pause between retries
 
     def _passes(self, dep: Deployment, request: ChatRequest) -> bool:
         return self.passthrough is not None and speaks(dep.spec.provider, request.native)
@@ -129,12 +130,12 @@ class Caller:
                 raise UpstreamBadResponse(f"deployment {dep.id!r} sent an empty stream") from None
 
         dep, (first, rest), attempts, entry = await self._first_success(policy, decision, deadline_seconds, once, False)
-        started = time.monotonic()
+        started = self.clock()
 
         async def release(error: UpstreamError | None) -> None:
             try:
                 if error is None or error.retryable:
-                    await self.gate.record(policy, entry, error is None, time.monotonic() - started)
+                    await self.gate.record(policy, entry, error is None, self.clock() - started)
             finally:
                 await self.gate.leave(entry)
 
@@ -150,15 +151,15 @@ class Caller:
     ) -> tuple[Deployment, T, tuple[Attempt, ...], Entry]:
         """The first deployment that answers, with its gate entry still held (the caller leaves it)."""
         attempts: list[Attempt] = []
-        deadline = time.monotonic() + deadline_seconds
+        deadline = self.clock() + deadline_seconds
         for number, dep in enumerate(decision.ranked, 1):
-            if time.monotonic() >= deadline:
+            if self.clock() >= deadline:
                 break
             entry = await self.gate.enter(policy, dep, decision.tenant)
             if isinstance(entry, str):
                 attempts.append(Attempt(dep.id, f"skipped: {entry.replace('_', ' ')}", 0.0, f"skipped_{entry}"))
                 continue
-            own_deadline = deadline if number == len(decision.ranked) else _leave_room(deadline)
+            own_deadline = deadline if number == len(decision.ranked) else _leave_room(deadline, self.clock())
             held = True
             try:
                 result = await self._with_retries(policy, dep, entry, own_deadline, once, attempts, record_success)
@@ -186,44 +187,49 @@ class Caller:
         attempts: list[Attempt],
         record_success: bool,
     ) -> T:
-        """Call one deployment, again after a jittered pause on a retryable error, within the deadline.
+        """Call one deployment; after a retryable failure, again as its ``retry:`` policy says (:mod:`.retrying`).
 
-        A plain loop: tenacity's per-call objects cost 3% of the gateway's CPU in the benchmark's
-        profile, for a policy this small (retry a fixed tuple of errors, full-jitter backoff).
+        The first try runs bare: tenacity (and the call it repeats) is built only on the failure path.
         """
-        tries = dep.spec.max_retries + 1
-        counted = False
-        for number in range(1, tries + 1):
-            started = time.monotonic()
-            try:
-                result = await once(dep, self._target(dep, deadline - started))
-            except UpstreamError as exc:
-                elapsed = time.monotonic() - started
-                log.warning("attempt on deployment %s failed: %s", dep.id, exc.code)
-                attempts.append(
-                    Attempt(dep.id, f"{exc.code}: {exc.message}", elapsed, exc.code or "error", exc.retry_after)
-                )
-                if exc.retryable and not counted:  # one failure per request and deployment
-                    counted = True
-                    await self.gate.record(policy, entry, False, elapsed)
-                pause = max(backoff(number, self.backoff_seconds), exc.retry_after or 0.0)
-                if (
-                    not isinstance(exc, RETRYABLE)
-                    or not exc.retry_same
-                    or number == tries
-                    or entry.probe  # a failed probe re-opened the breaker
-                    or pause > RETRY_AFTER_WAIT_SECONDS
-                    or time.monotonic() + pause >= deadline
-                ):
-                    raise
-                await asyncio.sleep(pause)
-                continue
-            elapsed = time.monotonic() - started
-            attempts.append(Attempt(dep.id, None, elapsed))
-            if record_success:
-                await self.gate.record(policy, entry, True, elapsed)
-            return result
-        raise AssertionError("unreachable: the last try returns or raises")
+        try:
+            return await self._attempt(policy, dep, entry, deadline, once, attempts, record_success, False)
+        except UpstreamError as exc:
+            failure = exc
+        # a request counts at most one failure per deployment: the first one, when it was retryable
+        again = partial(self._attempt, policy, dep, entry, deadline, once, attempts, record_success, failure.retryable)
+        return await retrying.again(
+            dep.spec.retry, failure, again, deadline=deadline, probe=entry.probe, clock=self.clock, sleep=self.sleep
+        )
+
+    async def _attempt(
+        self,
+        policy: PolicySet,
+        dep: Deployment,
+        entry: Entry,
+        deadline: float,
+        once: Callable[[Deployment, Target], Awaitable[T]],
+        attempts: list[Attempt],
+        record_success: bool,
+        counted: bool,  # a failure of this request was already counted against the deployment's breaker
+    ) -> T:
+        """One try, kept in ``attempts`` (audit, metrics, spans) and reported to the breaker."""
+        started = self.clock()
+        try:
+            result = await once(dep, self._target(dep, deadline - started))
+        except UpstreamError as exc:
+            elapsed = self.clock() - started
+            log.warning("attempt on deployment %s failed: %s", dep.id, exc.code)
+            attempts.append(
+                Attempt(dep.id, f"{exc.code}: {exc.message}", elapsed, exc.code or "error", exc.retry_after)
+            )
+            if exc.retryable and not counted:
+                await self.gate.record(policy, entry, False, elapsed)
+            raise
+        elapsed = self.clock() - started
+        attempts.append(Attempt(dep.id, None, elapsed))
+        if record_success:
+            await self.gate.record(policy, entry, True, elapsed)
+        return result
 
     def _target(self, dep: Deployment, remaining: float) -> Target:
         spec = dep.spec
@@ -237,15 +243,10 @@ class Caller:
         )
 
 
-def _leave_room(deadline: float) -> float:
+def _leave_room(deadline: float, now: float) -> float:
     """The time by which a deployment with candidates after it must have answered, retries included."""
-    remaining = deadline - time.monotonic()
+    remaining = deadline - now
     return deadline - min(remaining * FALLBACK_SHARE, FALLBACK_MAX_SECONDS)
-
-
-def backoff(number: int, base: float, cap: float = 2.0) -> float:
-    """The pause after try ``number``: full jitter over an exponential ceiling (``base * 2**(number-1)``, capped)."""
-    return random.uniform(0, min(cap, base * 2 ** (number - 1)))
 
 
 def _all_failed(decision: Decision, attempts: list[Attempt]) -> AllCandidatesFailed:

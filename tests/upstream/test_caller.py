@@ -67,7 +67,7 @@ def policy(tmp_path: Path, **deployment_fields: Any) -> PolicySet:
 
 
 def caller_for(provider: FakeProvider, store: MemoryStore) -> Caller:
-    return Caller(lambda kind: provider, DeploymentGate(store, Outages()), {}, backoff_seconds=0.001)
+    return Caller(lambda kind: provider, DeploymentGate(store, Outages()), {})
 
 
 def named(policy: PolicySet, tenant_id: str = "open", model: str = "us-open") -> Decision:
