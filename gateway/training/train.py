@@ -173,5 +173,3 @@ def train(data: Dataset, params: Params = DEFAULTS) -> RouterModel:
     return dataclasses.replace(
         provisional, calibration=Calibration(tuple(round(k, 6) for k in knots)), training=MappingProxyType(training)
     )
-
-

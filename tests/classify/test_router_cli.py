@@ -53,5 +53,40 @@ def test_train_then_eval_on_a_small_data_set(small_data: Path, tmp_path: Path) -
     assert evaluated.returncode == 0, evaluated.stderr
     text = evaluated.stdout
     assert "grouped 3-fold CV" in text and "leave one benchmark out" in text
-    for name in ("| macro |", "| learned |", "| random | 0.500 | 0.500 | 0.800 |", "| oracle |"):
+    for name in ("| macro |", "| learned |", "| random | 0.500 | 0.500 | 0.800 |", "| oracle |", "| n-gram LR |"):
         assert name in text
+    assert text.index("leave one benchmark out") < text.index("grouped 3-fold CV")  # the headline first
+    assert "target macro APGR >= 0.66" in text and "above the n-gram LR on" in text
+
+
+def test_score_works_outside_a_policy_directory_with_the_packaged_calibration(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from gateway.training.cli import packaged_thresholds
+
+    lines = [{"uid": "easy", "prompt": "What is the capital of France?"}, {"uid": "hard", "prompt": HARD_PROMPT}]
+    stdin = "\n".join(json.dumps(line) for line in lines) + "\n"
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "router", "score", "--input", "-"],
+        cwd=tmp_path, input=stdin, capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "packaged router's calibration" in result.stderr
+    out = [json.loads(line) for line in result.stdout.splitlines()]
+    thresholds = packaged_thresholds()
+    assert thresholds == example_policy().routes["auto"].thresholds.model_copy(
+        update={"strong_share": None, "standard_share": None}
+    )
+    assert [o["tier"] for o in out] == [tier_for(o["score"], thresholds) for o in out] == ["simple", "complex"]
+
+
+def test_score_with_a_missing_policy_directory_given_by_name_is_an_error(tmp_path: Path) -> None:
+    result = run_cli("router", "score", "--input", "-", "--policies", str(tmp_path / "nope"), stdin="")
+    assert result.returncode == 1 and "nope" in result.stderr
+
+
+HARD_PROMPT = (
+    "Prove step by step that the sum of the first n odd numbers is n^2; analyze the trade-offs "
+    "of induction versus a combinatorial argument, design a plan, justify it and evaluate the edge cases."
+)
