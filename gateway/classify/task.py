@@ -73,6 +73,12 @@ def split(request: ChatRequest) -> Task | None:
     return Task(view, context_tokens)
 
 
+def scored(request: ChatRequest) -> ChatRequest:
+    """The request the router's text features are read from: its task, or itself."""
+    task = split(request)
+    return request if task is None else task.request
+
+
 def latest_task(messages: Sequence[Any]) -> str | None:
     """The text of the latest user message that says more than agent reminders, the reminders removed."""
     for message in reversed(messages):

@@ -29,16 +29,27 @@ def default_artifact() -> Path:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from gateway.training.outcomes import OPERATOR, train_with_outcomes
+
     started = time.perf_counter()
     data = read_dataset(args.data)
-    model = train(data, Params())
+    advice = None
+    outcomes_path: Path | None = getattr(args, "outcomes", None)
+    if outcomes_path is None:
+        model, trained_on = train(data, Params()), f"{len(data.examples)} requests from {args.data}"
+    else:
+        outcomes = read_dataset(outcomes_path, default_bench=OPERATOR)
+        model, advice = train_with_outcomes(data, outcomes, Params())
+        trained_on = (
+            f"{len(data.examples)} requests from {args.data} and {len(outcomes.examples)} outcomes from "
+            f"{outcomes_path} (the calibration: the outcomes only)"
+        )
     out: Path = args.out or default_artifact()
     write_artifact(to_json(model), out)
     took = time.perf_counter() - started
-    print(
-        f"trained on {len(data.examples)} requests from {args.data} in {took:.1f} s; wrote {out} "
-        f"({out.stat().st_size / 1e6:.2f} MB)"
-    )
+    print(f"trained on {trained_on} in {took:.1f} s; wrote {out} ({out.stat().st_size / 1e6:.2f} MB)")
+    for line in advice.lines() if advice else ():
+        print(line)
     return 0
 
 

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 from gateway.classify import load_default_classifier
+from gateway.classify.learned import LearnedClassifier
 from gateway.classify.loader import read_router_model
 from gateway.policy.decide import tier_for
 from gateway.training.train import chat_request
@@ -90,3 +91,38 @@ HARD_PROMPT = (
     "Prove step by step that the sum of the first n odd numbers is n^2; analyze the trade-offs "
     "of induction versus a combinatorial argument, design a plan, justify it and evaluate the edge cases."
 )
+
+
+def test_train_with_an_operators_outcomes_calibrates_on_them_and_advises_a_share(
+    small_data: Path, tmp_path: Path
+) -> None:
+    hard = "Prove step by step that {} has no rational root; justify each step."
+    easy = "What is the capital of {}?"
+    rows = []
+    for i, name in enumerate(["France", "Peru", "Chad", "Laos", "Fiji", "Iran", "Mali", "Oman", "Togo", "Cuba"]):
+        rows.append({"uid": f"e{i}", "prompt": easy.format(name), "weak_score": 1.0, "strong_score": 1.0})
+        messages = [
+            {"role": "system", "content": "Be rigorous."},
+            {"role": "user", "content": hard.format(f"x^{i + 2} - 2")},
+        ]
+        rows.append({"uid": f"h{i}", "messages": messages, "weak_score": 0.0, "strong_score": 1.0})
+    outcomes = tmp_path / "ours.jsonl"
+    outcomes.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    out = tmp_path / "ours.json.gz"
+    result = run_cli("router", "train", "--data", str(small_data), "--outcomes", str(outcomes), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "20 outcomes" in result.stdout and "strong_share" in result.stdout and "C95" in result.stdout
+    model = read_router_model(out)
+    assert model.training["examples"] == 36 + 20 and "operator" in model.training["calibration"]
+    classifier = LearnedClassifier(model)
+    scores = [classifier.classify(chat_request(r.get("prompt"), r.get("messages"))).score for r in rows]  # type: ignore[arg-type]
+    assert 0.4 < sum(scores) / len(scores) < 0.6  # the curve is of these requests: their scores spread over [0, 1]
+
+
+def test_train_names_a_bad_outcome_line(small_data: Path, tmp_path: Path) -> None:
+    outcomes = tmp_path / "ours.jsonl"
+    outcomes.write_text('{"uid": 1, "prompt": "hi", "weak_score": 1, "strong_score": 1}\n{"uid": 2}\n')
+    result = run_cli(
+        "router", "train", "--data", str(small_data), "--outcomes", str(outcomes), "--out", str(tmp_path / "x")
+    )
+    assert result.returncode != 0 and "ours.jsonl:2" in result.stderr
