@@ -8,6 +8,9 @@ what makes an arithmetic problem hard, while a form with little data leans on th
 The raw linear score is mapped through the calibration curve recorded at training time, so a score
 of 0.7 means "more complex than 70% of the calibration requests", and a target share of
 strong-model traffic is a plain threshold (``threshold_for_share``).
+
+A request that is more than one prompt (an agent's: system prompt, tools, history) is scored on its task, and
+its context adds one bounded term (``task``; ``RouterModel.view``).
 """
 
 from __future__ import annotations
