@@ -6,7 +6,8 @@ Scores every prompt of the data set (or built-in prompts when the file is missin
 ``LearnedClassifier.classify`` (normalize excluded) and prints p50/p90/p99/max in microseconds, for
 one pass and for each request's fastest of ``--repeat`` passes (which removes the preemptions that a
 shared machine adds to a single pass),
-plus the long prompts alone (the longest 5% of the data, the slow ones), a request at the
+plus the long prompts alone (the longest 5% of the data, the slow ones), a coding agent's request (scored on
+its task, ``gateway.classify.task``), a request at the
 classifier's 8,000-character text limit, and the worst case for the character grams: 8,000
 characters of words the artifact has never seen, new on every call (so the per-word memo never hits).
 """
@@ -62,6 +63,17 @@ def unseen_words(rng: random.Random, chars: int = 8000) -> str:
     return " ".join(words)[:chars]
 
 
+def agent_request(task: str) -> Any:
+    """A coding agent's request (tests/classify/agent.py: a long system prompt, tool schemas, a reminder)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tests/
+    from gateway.routing.normalize import normalize
+    from tests.classify.agent import agent_body
+
+    return normalize("chat", orjson.dumps(agent_body(task)), {})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", type=Path, default=Path("../shared/routing/dev.jsonl"))
@@ -100,6 +112,8 @@ def main() -> None:
     rng = random.Random(0)
     unseen = [chat_request(unseen_words(rng)) for _ in range(200)]
     unseen_samples = timed(classifier.classify, unseen)  # one pass: a repeat would hit the per-word memo
+    agent = [agent_request(task) for task in ("say hi", "fix the race in reservations.py and add tests")] * 100
+    agent_samples = timed(classifier.classify, agent, args.repeat)
     size = default_artifact().stat().st_size / 1e6
     print(f"learned router, {len(samples)} requests from {args.data if args.data.is_file() else 'built-in prompts'}")
     print(
@@ -119,6 +133,10 @@ def main() -> None:
     print(
         f"  8,000 characters of unseen words, new each call: p50 {statistics.median(unseen_samples):.0f} us  "
         f"p99 {statistics.quantiles(unseen_samples, n=100)[98]:.0f} us  max {max(unseen_samples):.0f} us"
+    )
+    print(
+        f"  agent request (7.7k-character system prompt, 6 tools, reminder; scored on its task): "
+        f"p50 {statistics.median(agent_samples):.0f} us  p99 {statistics.quantiles(agent_samples, n=100)[98]:.0f} us"
     )
     print(
         f"  artifact {size:.2f} MB, load {load_s * 1000:.0f} ms, RSS growth {growth:.1f} MB "

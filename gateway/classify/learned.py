@@ -8,6 +8,9 @@ what makes an arithmetic problem hard, while a form with little data leans on th
 The raw linear score is mapped through the calibration curve recorded at training time, so a score
 of 0.7 means "more complex than 70% of the calibration requests", and a target share of
 strong-model traffic is a plain threshold (``threshold_for_share``).
+
+A request that is more than one prompt (an agent's: system prompt, tools, history) is scored on its task, and
+its context adds one bounded term (``task``; ``RouterModel.view``).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Any
 from gateway.classify import heuristic
 from gateway.classify.base import Complexity
 from gateway.classify.features import CHAR_GRAMS, DENSE, FORMS, Analysis, analyze, char_grams, window
+from gateway.classify.task import context_fraction, split
 from gateway.request import ChatRequest
 
 FORMAT = "switchyard-router"
@@ -92,11 +96,12 @@ class RouterModel:
     prior_weight: float = 0.0  # weight of the transparent heuristic's terms (cues the data cannot teach)
     training: Mapping[str, Any] = field(default_factory=dict)  # provenance: data, parameters, seed
 
-    def contributions(self, analysis: Analysis, request: ChatRequest) -> list[tuple[str, float]]:
+    def contributions(self, analysis: Analysis, request: ChatRequest, context: float = 0.0) -> list[tuple[str, float]]:
         """Every non-zero term of the raw score, named (``pair:step by``, ``word:prove``, ``chars``,
-        ``prior:tools``): the learned text terms of the request's form plus the weighted heuristic prior."""
+        ``prior:tools``, ``context``): the learned text terms of the request's form plus the weighted heuristic
+        prior, and ``context`` (the bounded weight of an agent's system prompt, tools and history, see ``task``)."""
         weights = self.forms[analysis.form]
-        terms = _prior_terms(self.prior_weight, request)
+        terms = _prior_terms(self.prior_weight, request, context=context)
         terms.extend(("word:" + w, c) for w in analysis.words if (c := weights.word_weight(w)))
         bigrams = weights.bigrams
         terms.extend(("pair:" + b, c) for b in analysis.bigrams if (c := bigrams.get(b, 0.0)))
@@ -106,11 +111,33 @@ class RouterModel:
         )
         return terms
 
-    def raw(self, analysis: Analysis, request: ChatRequest) -> float:
+    def raw(self, analysis: Analysis, request: ChatRequest, context: float = 0.0) -> float:
         offset = self.prior_weight * heuristic.BIAS
-        return self.bias + offset + sum(c for _, c in self.contributions(analysis, request))
+        return self.bias + offset + sum(c for _, c in self.contributions(analysis, request, context))
+
+    @property
+    def context_cap(self) -> float:
+        """The most that context (system prompt, tool schemas, history) adds to the raw score: a third of the
+        calibration's 10%-90% spread, so it cannot carry a trivial task across the tiers on its own."""
+        knots = self.calibration.knots
+        last = len(knots) - 1
+        return CONTEXT_SPAN * (knots[round(0.9 * last)] - knots[round(0.1 * last)])
+
+    def view(self, request: ChatRequest) -> tuple[ChatRequest, float]:
+        """What is scored: the request itself, or its task (``task.split``), and the context term."""
+        task = split(request)
+        if task is None:
+            return request, 0.0
+        return task.request, self.context_cap * context_fraction(task.context_tokens)
+
+    def terms(self, request: ChatRequest) -> tuple[Analysis, list[tuple[str, float]]]:
+        """The reference for ``LearnedClassifier.classify``: the analysis scored and every term, named."""
+        scored, context = self.view(request)
+        analysis = analyze(scored.text)
+        return analysis, self.contributions(analysis, scored, context)
 
 
+CONTEXT_SPAN = 1 / 3  # of the calibration's 10%-90% raw spread: the cap of the context term
 BRIEF_TOKENS, BRIEF_WEIGHT = 16, -1.0  # a request of a few tokens is easy, whatever its words
 DENSE_CLIP = 2.0  # standardized text statistics are clipped, so odd requests do not extrapolate wildly
 
@@ -142,11 +169,12 @@ class LearnedClassifier:
 
     def classify(self, request: ChatRequest) -> Complexity:
         model = self.model
+        request, context = model.view(request)
         text = request.text
         lowered = window(text).lower()  # read by both the text features and the heuristic prior
         analysis = analyze(text, lowered)
         scorer = self._forms[analysis.form]
-        prior = _prior_terms(model.prior_weight, request, lowered)
+        prior = _prior_terms(model.prior_weight, request, lowered, context)
         words = analysis.words
         found = list(map(scorer.words, words))
         word_c: list[float] = scorer.fill_unseen(words, found) if None in found else found  # type: ignore[assignment]
@@ -167,12 +195,14 @@ class LearnedClassifier:
             dense_terms = list(zip(analysis.dense, dense_c, strict=True))
             top = self._top(values, prior, words, analysis.bigrams, dense_terms)
             if top is None:  # fewer than TOP_FEATURES non-zero terms: name them the plain way
-                terms = model.contributions(analysis, request)
+                terms = model.contributions(analysis, request, context)
                 top = heapq.nlargest(TOP_FEATURES, terms, key=lambda term: abs(term[1]))
             return tuple((name, round(c, 4)) for name, c in top)
 
-        features = MappingProxyType({"raw": round(raw, 4), "terms": float(n_terms), "form:" + analysis.form: 1.0})
-        return Complexity(round(model.calibration.score(raw), 6), features, strongest, self.name)
+        named = {"raw": round(raw, 4), "terms": float(n_terms), "form:" + analysis.form: 1.0}
+        if context:  # scored on the task: show how much the task and its context gave
+            named |= {"task": round(raw - context, 4), "context": round(context, 4)}
+        return Complexity(round(model.calibration.score(raw), 6), MappingProxyType(named), strongest, self.name)
 
     @staticmethod
     def _top(
@@ -251,8 +281,11 @@ def gram_slices(size: int) -> tuple[slice, ...]:
 _PRIOR_TERMS = {name: ("prior:" + name, weight) for name, weight in heuristic.WEIGHTS.items()}  # name -> label, weight
 
 
-def _prior_terms(prior: float, request: ChatRequest, lowered: str | None = None) -> list[tuple[str, float]]:
-    """The weighted heuristic's terms, its cues counted in the text's window (``lowered``: the window lowercased)."""
+def _prior_terms(
+    prior: float, request: ChatRequest, lowered: str | None = None, context: float = 0.0
+) -> list[tuple[str, float]]:
+    """The weighted heuristic's terms, its cues counted in the text's window (``lowered``: the window lowercased),
+    and the context term when the request was scored on its task."""
     terms = []
     if prior:
         text = window(request.text).lower() if lowered is None else lowered
@@ -262,6 +295,8 @@ def _prior_terms(prior: float, request: ChatRequest, lowered: str | None = None)
                 terms.append((label, prior * weight * value))
     if request.prompt_tokens_estimate < BRIEF_TOKENS:  # the data has no requests this short to learn from
         terms.append(("prior:brief", BRIEF_WEIGHT * (1.0 - request.prompt_tokens_estimate / BRIEF_TOKENS)))
+    if context:
+        terms.append(("context", context))
     return terms
 
 

@@ -105,6 +105,9 @@ def _router_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     train = sub.add_parser("train", help="train the router and write its artifact (needs the router extra)")
     train.add_argument("--data", type=Path, default=data, help=f"JSON lines (default {data})")
     train.add_argument("--out", type=Path, default=None, help="artifact path (default: the packaged one)")
+    train.add_argument(
+        "--outcomes", type=Path, default=None, help="your model pair's outcomes (JSON lines, same shape)"
+    )
     train.set_defaults(run=_router, router_command="train")
     score = sub.add_parser("score", help="score requests exactly as the auto route does; JSON lines out")
     score.add_argument("--input", type=Path, required=True, help="JSON lines: uid and prompt or messages; - = stdin")

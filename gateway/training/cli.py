@@ -14,10 +14,12 @@ from typing import IO, Any
 import orjson
 
 from gateway.classify.learned import to_json
-from gateway.classify.loader import ARTIFACT, ClassifierName, load_classifier
+from gateway.classify.loader import ARTIFACT, ClassifierName, load_classifier, load_router_model
 from gateway.errors import GatewayError
 from gateway.policy.decide import tier_for
+from gateway.policy.schema import Thresholds
 from gateway.policyfiles.loader import PolicyError, load_policy_dir
+from gateway.settings import DEFAULT_POLICIES
 from gateway.training.params import Params
 from gateway.training.train import chat_request, read_dataset, train
 
@@ -27,16 +29,27 @@ def default_artifact() -> Path:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from gateway.training.outcomes import OPERATOR, train_with_outcomes
+
     started = time.perf_counter()
     data = read_dataset(args.data)
-    model = train(data, Params())
+    advice = None
+    outcomes_path: Path | None = getattr(args, "outcomes", None)
+    if outcomes_path is None:
+        model, trained_on = train(data, Params()), f"{len(data.examples)} requests from {args.data}"
+    else:
+        outcomes = read_dataset(outcomes_path, default_bench=OPERATOR)
+        model, advice = train_with_outcomes(data, outcomes, Params())
+        trained_on = (
+            f"{len(data.examples)} requests from {args.data} and {len(outcomes.examples)} outcomes from "
+            f"{outcomes_path} (the calibration: the outcomes only)"
+        )
     out: Path = args.out or default_artifact()
     write_artifact(to_json(model), out)
     took = time.perf_counter() - started
-    print(
-        f"trained on {len(data.examples)} requests from {args.data} in {took:.1f} s; wrote {out} "
-        f"({out.stat().st_size / 1e6:.2f} MB)"
-    )
+    print(f"trained on {trained_on} in {took:.1f} s; wrote {out} ({out.stat().st_size / 1e6:.2f} MB)")
+    for line in advice.lines() if advice else ():
+        print(line)
     return 0
 
 
@@ -45,9 +58,29 @@ def write_artifact(data: dict[str, Any], path: Path) -> None:
     path.write_bytes(gzip.compress(text, compresslevel=9, mtime=0) if path.suffix == ".gz" else text)
 
 
-def run_score(args: argparse.Namespace) -> int:
-    name: ClassifierName = args.classifier
-    classifier = load_classifier(name)
+PACKAGED_SHARES = (0.3, 0.4)  # strong_share, standard_share of the example policy's ``auto`` route
+
+
+def packaged_thresholds(shares: tuple[float, float] = PACKAGED_SHARES) -> Thresholds:
+    """Tier thresholds without a policy: the shares turned into scores by the packaged router's calibration."""
+    calibration = load_router_model().calibration
+    strong, standard = shares
+    return Thresholds(
+        complex=calibration.threshold_for_share(strong), standard=calibration.threshold_for_share(strong + standard)
+    )
+
+
+def route_thresholds(args: argparse.Namespace) -> Thresholds | int:
+    """The thresholds of ``--route`` in ``--policies``; outside a policy directory (the default ``./policies``
+    absent), the packaged calibration's. An exit code when the policy is broken or lacks the route."""
+    if args.policies == DEFAULT_POLICIES and not args.policies.is_dir():
+        strong, standard = PACKAGED_SHARES
+        print(
+            f"note: no {DEFAULT_POLICIES}/ here; tiers from the packaged router's calibration "
+            f"(strong_share {strong}, standard_share {standard}); --policies DIR for a policy's route",
+            file=sys.stderr,
+        )
+        return packaged_thresholds()
     try:
         policy = load_policy_dir(args.policies, {})
     except PolicyError as exc:
@@ -57,6 +90,15 @@ def run_score(args: argparse.Namespace) -> int:
     if route is None:
         print(f"unknown route {args.route!r}; known: {', '.join(policy.routes)}", file=sys.stderr)
         return 2
+    return route.thresholds
+
+
+def run_score(args: argparse.Namespace) -> int:
+    name: ClassifierName = args.classifier
+    classifier = load_classifier(name)
+    thresholds = route_thresholds(args)
+    if isinstance(thresholds, int):
+        return thresholds
     source: IO[bytes] = sys.stdin.buffer if str(args.input) == "-" else args.input.open("rb")
     with source:
         for number, line in enumerate(source, 1):
@@ -69,20 +111,23 @@ def run_score(args: argparse.Namespace) -> int:
                 print(f"{args.input}:{number}: {exc}", file=sys.stderr)
                 return 1
             score = classifier.classify(request).score
-            out = {"uid": row.get("uid"), "score": score, "tier": tier_for(score, route.thresholds)}
+            out = {"uid": row.get("uid"), "score": score, "tier": tier_for(score, thresholds)}
             sys.stdout.write(orjson.dumps(out).decode() + "\n")
     return 0
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from gateway.training.evaluate import format_report, grouped_report, leave_one_out_report
+    from gateway.training import evaluate
 
     data = read_dataset(args.data, args.limit)
     params = Params()
     print(f"# router eval: {len(data.examples)} requests from {args.data} (sha256 {data.digest})\n")
-    print(format_report(grouped_report(data, params, args.seeds, args.folds)) + "\n", flush=True)
-    if not args.no_lobo and len(data.benches) > 1:
-        print(format_report(leave_one_out_report(data, params)))
+    if not args.no_lobo and len(data.benches) > 1:  # the honest splits first: they are the headline
+        print(evaluate.format_report(evaluate.leave_one_out_report(data, params)) + "\n", flush=True)
+        groups = evaluate.mmlu_group_report(data, params)
+        if groups is not None:
+            print(evaluate.format_report(groups) + "\n", flush=True)
+    print(evaluate.format_report(evaluate.grouped_report(data, params, args.seeds, args.folds)))
     return 0
 
 

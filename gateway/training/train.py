@@ -28,6 +28,8 @@ import orjson
 
 from gateway.classify.features import DENSE, Analysis, analyze
 from gateway.classify.learned import Calibration, FormWeights, RouterModel, quantile_knots
+from gateway.classify.task import scored
+from gateway.errors import GatewayError
 from gateway.request import ChatRequest
 from gateway.routing.normalize import normalize
 from gateway.training.fit import fit
@@ -67,21 +69,25 @@ def chat_request(prompt: str | None = None, messages: Any = None) -> ChatRequest
     return normalize("chat", orjson.dumps({"model": "auto", "messages": messages}), {})
 
 
-def read_dataset(path: Path | str, limit_per_bench: int | None = None) -> Dataset:
+def read_dataset(path: Path | str, limit_per_bench: int | None = None, default_bench: str | None = None) -> Dataset:
+    """JSON lines of outcomes; ``default_bench`` names the benchmark of rows without one (operator outcomes)."""
     raw = Path(path).read_bytes()
     examples: list[Example] = []
     seen: Counter[str] = Counter()
     for number, line in enumerate(raw.splitlines(), 1):
         if not line.strip():
             continue
-        row = orjson.loads(line)
-        bench = str(row["bench"])
+        try:
+            row = orjson.loads(line)
+            bench = str(row["bench"] if default_bench is None else row.get("bench") or default_bench)
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}:{number}: {exc!r}") from None
         if limit_per_bench is not None and seen[bench] >= limit_per_bench:
             continue
         seen[bench] += 1
         try:
             examples.append(_example(row, bench))
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, GatewayError) as exc:
             raise ValueError(f"{path}:{number}: {exc!r}") from None
     return dataset(examples, hashlib.sha256(raw).hexdigest()[:16], str(path))
 
@@ -92,14 +98,14 @@ def _example(row: dict[str, Any], bench: str) -> Example:
         uid=str(row["uid"]),
         bench=bench,
         stratum=str(row.get("stratum") or bench),
-        request=chat_request(str(row["prompt"])),
+        request=chat_request(str(row["prompt"])) if "messages" not in row else chat_request(messages=row["messages"]),
         weak=float(row["weak_score"]) / scale,
         strong=float(row["strong_score"]) / scale,
     )
 
 
 def dataset(examples: Sequence[Example], digest: str = "", source: str = "") -> Dataset:
-    analyses = tuple(analyze(ex.request.text) for ex in examples)
+    analyses = tuple(analyze(scored(ex.request).text) for ex in examples)  # an agent's request: its task
     benches = tuple(sorted({ex.bench for ex in examples}))
     return Dataset(tuple(examples), analyses, digest, source, benches)
 
@@ -131,8 +137,9 @@ def calibration_weights(examples: Sequence[Example]) -> list[float]:
     return [1.0 / counts[ex.bench] for ex in examples]
 
 
-def train(data: Dataset, params: Params = DEFAULTS) -> RouterModel:
-    """Fit the router on ``data``; deterministic for the same data and parameters."""
+def train(data: Dataset, params: Params = DEFAULTS, calibrate_on: Sequence[int] | None = None) -> RouterModel:
+    """Fit the router on ``data``; deterministic for the same data and parameters. ``calibrate_on``: the examples
+    whose scores make the calibration curve (default all; an operator's own outcomes, see ``outcomes``)."""
     fitted = fit(data.analyses, targets(data.examples), params)
     forms = MappingProxyType(
         {
@@ -153,8 +160,14 @@ def train(data: Dataset, params: Params = DEFAULTS) -> RouterModel:
         calibration=Calibration((0.0, 1.0)),
         prior_weight=params.prior_weight,
     )
-    raw = [provisional.raw(a, ex.request) for a, ex in zip(data.analyses, data.examples, strict=True)]
-    knots = quantile_knots(raw, calibration_weights(data.examples))
+    calibrated = range(len(data.examples)) if calibrate_on is None else calibrate_on
+    examples = [data.examples[i] for i in calibrated]
+    raw = [provisional.raw(data.analyses[i], scored(data.examples[i].request)) for i in calibrated]
+    knots = quantile_knots(raw, calibration_weights(examples))
+    if any(ex.request is not scored(ex.request) for ex in examples):  # agent requests: their bounded context too
+        first = dataclasses.replace(provisional, calibration=Calibration(knots))
+        raw = [first.raw(data.analyses[i], *first.view(data.examples[i].request)) for i in calibrated]
+        knots = quantile_knots(raw, calibration_weights(examples))
     training = {
         "data": data.source,
         "data_sha256_16": data.digest,
@@ -162,7 +175,12 @@ def train(data: Dataset, params: Params = DEFAULTS) -> RouterModel:
         "benches": dict(Counter(ex.bench for ex in data.examples)),
         "forms": dict(Counter(a.form for a in data.analyses)),
         "target": "1 + strong - 2 * weak, centred per benchmark",
-        "calibration": "raw-score quantiles, each benchmark weighted equally",
+        "calibration": "raw-score quantiles, each benchmark weighted equally"
+        + (
+            ""
+            if calibrate_on is None
+            else f", of {len(examples)} requests: {dict(Counter(ex.bench for ex in examples))}"
+        ),
         "params": params.as_dict(),
         "features": {
             name: {"words": len(f.words), "bigrams": len(f.bigrams), "grams": len(f.grams)}
@@ -173,5 +191,3 @@ def train(data: Dataset, params: Params = DEFAULTS) -> RouterModel:
     return dataclasses.replace(
         provisional, calibration=Calibration(tuple(round(k, 6) for k in knots)), training=MappingProxyType(training)
     )
-
-

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import time
-
 import pytest
 from pydantic import ValidationError
 
@@ -26,13 +24,11 @@ def chat(content: str, **fields: object) -> object:
     return make(content, **fields)
 
 
-def test_the_shipped_artifact_loads_fast_and_is_the_default() -> None:
+def test_the_shipped_artifact_loads_and_is_the_default() -> None:
     from gateway.classify.loader import ARTIFACT
     from gateway.training.cli import default_artifact
 
-    started = time.perf_counter()
-    model = read_router_model(default_artifact())
-    assert time.perf_counter() - started < 2.0
+    model = read_router_model(default_artifact())  # its load time: bench/router_latency.py (no timed asserts)
     assert default_artifact().name == ARTIFACT and default_artifact().stat().st_size < 5_000_000
     assert set(model.forms) == set(FORMS) and len(model.calibration.knots) == 101
     assert all(w.words and w.bigrams and w.grams for w in model.forms.values())

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 from gateway.classify import load_default_classifier
+from gateway.classify.learned import LearnedClassifier
 from gateway.classify.loader import read_router_model
 from gateway.policy.decide import tier_for
 from gateway.training.train import chat_request
@@ -53,5 +54,75 @@ def test_train_then_eval_on_a_small_data_set(small_data: Path, tmp_path: Path) -
     assert evaluated.returncode == 0, evaluated.stderr
     text = evaluated.stdout
     assert "grouped 3-fold CV" in text and "leave one benchmark out" in text
-    for name in ("| macro |", "| learned |", "| random | 0.500 | 0.500 | 0.800 |", "| oracle |"):
+    for name in ("| macro |", "| learned |", "| random | 0.500 | 0.500 | 0.800 |", "| oracle |", "| n-gram LR |"):
         assert name in text
+    assert text.index("leave one benchmark out") < text.index("grouped 3-fold CV")  # the headline first
+    assert "target macro APGR >= 0.66" in text and "above the n-gram LR on" in text
+
+
+def test_score_works_outside_a_policy_directory_with_the_packaged_calibration(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from gateway.training.cli import packaged_thresholds
+
+    lines = [{"uid": "easy", "prompt": "What is the capital of France?"}, {"uid": "hard", "prompt": HARD_PROMPT}]
+    stdin = "\n".join(json.dumps(line) for line in lines) + "\n"
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "router", "score", "--input", "-"],
+        cwd=tmp_path, input=stdin, capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "packaged router's calibration" in result.stderr
+    out = [json.loads(line) for line in result.stdout.splitlines()]
+    thresholds = packaged_thresholds()
+    assert thresholds == example_policy().routes["auto"].thresholds.model_copy(
+        update={"strong_share": None, "standard_share": None}
+    )
+    assert [o["tier"] for o in out] == [tier_for(o["score"], thresholds) for o in out] == ["simple", "complex"]
+
+
+def test_score_with_a_missing_policy_directory_given_by_name_is_an_error(tmp_path: Path) -> None:
+    result = run_cli("router", "score", "--input", "-", "--policies", str(tmp_path / "nope"), stdin="")
+    assert result.returncode == 1 and "nope" in result.stderr
+
+
+HARD_PROMPT = (
+    "Prove step by step that the sum of the first n odd numbers is n^2; analyze the trade-offs "
+    "of induction versus a combinatorial argument, design a plan, justify it and evaluate the edge cases."
+)
+
+
+def test_train_with_an_operators_outcomes_calibrates_on_them_and_advises_a_share(
+    small_data: Path, tmp_path: Path
+) -> None:
+    hard = "Prove step by step that {} has no rational root; justify each step."
+    easy = "What is the capital of {}?"
+    rows = []
+    for i, name in enumerate(["France", "Peru", "Chad", "Laos", "Fiji", "Iran", "Mali", "Oman", "Togo", "Cuba"]):
+        rows.append({"uid": f"e{i}", "prompt": easy.format(name), "weak_score": 1.0, "strong_score": 1.0})
+        messages = [
+            {"role": "system", "content": "Be rigorous."},
+            {"role": "user", "content": hard.format(f"x^{i + 2} - 2")},
+        ]
+        rows.append({"uid": f"h{i}", "messages": messages, "weak_score": 0.0, "strong_score": 1.0})
+    outcomes = tmp_path / "ours.jsonl"
+    outcomes.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    out = tmp_path / "ours.json.gz"
+    result = run_cli("router", "train", "--data", str(small_data), "--outcomes", str(outcomes), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "20 outcomes" in result.stdout and "strong_share" in result.stdout and "C95" in result.stdout
+    model = read_router_model(out)
+    assert model.training["examples"] == 36 + 20 and "operator" in model.training["calibration"]
+    classifier = LearnedClassifier(model)
+    scores = [classifier.classify(chat_request(r.get("prompt"), r.get("messages"))).score for r in rows]  # type: ignore[arg-type]
+    assert 0.4 < sum(scores) / len(scores) < 0.6  # the curve is of these requests: their scores spread over [0, 1]
+
+
+def test_train_names_a_bad_outcome_line(small_data: Path, tmp_path: Path) -> None:
+    outcomes = tmp_path / "ours.jsonl"
+    outcomes.write_text('{"uid": 1, "prompt": "hi", "weak_score": 1, "strong_score": 1}\n{"uid": 2}\n')
+    result = run_cli(
+        "router", "train", "--data", str(small_data), "--outcomes", str(outcomes), "--out", str(tmp_path / "x")
+    )
+    assert result.returncode != 0 and "ours.jsonl:2" in result.stderr
