@@ -6,6 +6,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_POLICIES = Path("policies")
+# The example policies (policies/ in the repository), shipped in the package: gateway/example_policies
+# is a symlink to ../policies that the wheel build follows, so git holds one copy.
+EXAMPLE_POLICIES = Path(__file__).resolve().parent / "example_policies"
+
+
+def default_policies() -> Path:
+    """``./policies`` when there is one, else the example policies shipped in the package."""
+    return DEFAULT_POLICIES if DEFAULT_POLICIES.is_dir() else EXAMPLE_POLICIES
 
 
 @dataclass(frozen=True, slots=True)
