@@ -49,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
         help="longest an audit line waits before it is written (default 1); 0 writes each line at once",
     )  # fmt: skip
     serve.add_argument("--reload-seconds", type=float, default=5.0, help="policy change check interval; 0 = off")
-    serve.add_argument("--workers", type=int, default=1, help="worker processes (metrics shared, see README)")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (metrics: docs/observability.md)")
     serve.add_argument(
         "--drain-seconds", type=float, default=Settings().drain_seconds, metavar="S",
         help="on SIGTERM, how long requests in flight get before streams are cut (default %(default)g)",
@@ -94,7 +94,7 @@ EDGE_FLAGS: tuple[tuple[str, type[int] | type[float], str], ...] = (  # Settings
 
 
 def _edge_arguments(serve: argparse.ArgumentParser) -> None:
-    """Limits at the HTTP edge (README "Limits at the edge"); the defaults are Settings'."""
+    """Limits at the HTTP edge (docs/edge-limits.md); the defaults are Settings'."""
     edge = serve.add_argument_group("limits at the HTTP edge (per worker process)")
     defaults = Settings()
     for field, kind, text in EDGE_FLAGS:
