@@ -180,8 +180,9 @@ class ThreadedServer:
         deadline = time.monotonic() + READY_SECONDS
         while not self._server.started:
             if not self._thread.is_alive() or time.monotonic() > deadline:
+                url = self.url  # before stop() closes the socket it is read from
                 self.stop()
-                raise RuntimeError(f"the stand-in server on {self.url} did not start") from self._error
+                raise RuntimeError(f"the stand-in server on {url} did not start") from self._error
             time.sleep(POLL_SECONDS)
         return self
 
