@@ -1,13 +1,24 @@
 # Switchyard gateway. Build: docker build -t switchyard .
 # Run:   docker run -p 8080:8080 -v "$PWD/policies:/etc/switchyard/policies:ro" -e OPENAI_API_KEY switchyard
 # Demo:  docker run -p 8080:8080 switchyard gateway serve --demo --host 0.0.0.0
-FROM python:3.11-slim AS build
-WORKDIR /src
-COPY pyproject.toml README.md ./
-COPY gateway ./gateway
-RUN pip install --no-cache-dir --prefix=/install .
+#
+# Layers: the pinned dependencies (deploy/constraints.txt; its header says how to regenerate it) are
+# installed first, in a layer of their own, so a change to the code reinstalls only the package itself.
+# The base image is pinned to a patch release; to also pin its digest, replace the tag with
+# python:3.11.14-slim-bookworm@sha256:<digest> (docker buildx imagetools inspect python:3.11.14-slim-bookworm).
+ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 
-FROM python:3.11-slim
+FROM ${PYTHON_IMAGE} AS build
+WORKDIR /src
+COPY deploy/constraints.txt ./deploy/constraints.txt
+RUN pip install --no-cache-dir --prefix=/install --no-deps -r deploy/constraints.txt
+COPY pyproject.toml README.md LICENSE ./
+# gateway/example_policies is a symlink to ../policies: the wheel ships the example policies
+COPY policies ./policies
+COPY gateway ./gateway
+RUN pip install --no-cache-dir --prefix=/install --no-deps .
+
+FROM ${PYTHON_IMAGE}
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     LITELLM_LOCAL_MODEL_COST_MAP=True

@@ -13,6 +13,15 @@ PROCESS_ENV = (
     "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SERVICE_NAME",
 )  # fmt: skip
 
+# The example policies (policies/ in the repository), shipped in the package: gateway/example_policies
+# is a symlink to ../policies that the wheel build follows, so git holds one copy.
+EXAMPLE_POLICIES = Path(__file__).resolve().parent / "example_policies"
+
+
+def default_policies() -> Path:
+    """``./policies`` when there is one, else the example policies shipped in the package."""
+    return DEFAULT_POLICIES if DEFAULT_POLICIES.is_dir() else EXAMPLE_POLICIES
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
@@ -28,7 +37,7 @@ class Settings:
     # SIGTERM: how long requests in flight get before streams are cut (deploy/README.md "Rolling updates");
     # Kubernetes: terminationGracePeriodSeconds (60) - the preStop sleep (5) - a margin to stop (5)
     drain_seconds: float = 50.0
-    # The HTTP edge (gateway/http/protocol.py, README "Limits at the edge"); per worker process.
+    # The HTTP edge (gateway/http/protocol.py, docs/edge-limits.md); per worker process.
     max_header_bytes: int = 64 * 1024  # request target and header lines; over it: 431
     max_headers: int = 100  # header lines; over it: 431
     idle_timeout_seconds: float = 5.0  # a connection with no request begun for this long is closed

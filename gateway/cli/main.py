@@ -11,7 +11,10 @@ from pathlib import Path
 import orjson
 
 from gateway.routing.auth import hash_key
-from gateway.settings import DEFAULT_POLICIES, Settings
+from gateway.settings import EXAMPLE_POLICIES, Settings, default_policies
+
+POLICIES_DEFAULT = "./policies, else the example policies shipped in the package"
+DEMO_AUDIT_LOG = "/dev/stderr"  # the demo's banner and curl line keep stdout to themselves
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,6 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "run"):
         parser.print_help()
         return 2
+    for name in ("policies", "directory"):
+        if hasattr(args, name) and getattr(args, name) is None:
+            setattr(args, name, _default_policies(quiet=args.run is _serve))
     result: int = args.run(args)
     return result
 
@@ -29,20 +35,21 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands")
 
     serve = commands.add_parser("serve", help="run the gateway")
-    serve.add_argument("--policies", type=Path, default=DEFAULT_POLICIES, help="policy directory (default: ./policies)")
+    serve.add_argument("--policies", type=Path, default=None, help=f"policy directory (default: {POLICIES_DEFAULT})")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--demo", action="store_true", help="start stand-in upstreams in process (no keys, no network)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.add_argument(
-        "--audit-log", default="-", metavar="PATH", help="audit trail: a file, '-' for stdout (default), 'off'"
+        "--audit-log", default=None, metavar="PATH",
+        help=f"audit trail: a file, '-' for stdout (the default; with --demo {DEMO_AUDIT_LOG}), 'off'",
     )
     serve.add_argument(
         "--audit-flush-seconds", type=float, default=1.0, metavar="S",
         help="longest an audit line waits before it is written (default 1); 0 writes each line at once",
     )  # fmt: skip
     serve.add_argument("--reload-seconds", type=float, default=5.0, help="policy change check interval; 0 = off")
-    serve.add_argument("--workers", type=int, default=1, help="worker processes (metrics shared, see README)")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (metrics: docs/observability.md)")
     serve.add_argument(
         "--drain-seconds", type=float, default=Settings().drain_seconds, metavar="S",
         help="on SIGTERM, how long requests in flight get before streams are cut (default %(default)g)",
@@ -57,10 +64,10 @@ def _parser() -> argparse.ArgumentParser:
 
     policy = commands.add_parser("policy", help="check or explain policies").add_subparsers(title="policy commands")
     check = policy.add_parser("check", help="validate a policy directory and run its example cases")
-    check.add_argument("directory", type=Path, nargs="?", default=DEFAULT_POLICIES)
+    check.add_argument("directory", type=Path, nargs="?", default=None, help=f"(default: {POLICIES_DEFAULT})")
     check.set_defaults(run=_check)
     explain = policy.add_parser("explain", help="print the routing decision for a request, calling nothing")
-    explain.add_argument("--policies", type=Path, default=DEFAULT_POLICIES)
+    explain.add_argument("--policies", type=Path, default=None, help=f"(default: {POLICIES_DEFAULT})")
     explain.add_argument("--tenant", required=True)
     explain.add_argument("--request", type=Path, required=True, help="a chat completion request body (JSON)")
     explain.add_argument("--data-class", default=None)
@@ -87,7 +94,7 @@ EDGE_FLAGS: tuple[tuple[str, type[int] | type[float], str], ...] = (  # Settings
 
 
 def _edge_arguments(serve: argparse.ArgumentParser) -> None:
-    """Limits at the HTTP edge (README "Limits at the edge"); the defaults are Settings'."""
+    """Limits at the HTTP edge (docs/edge-limits.md); the defaults are Settings'."""
     edge = serve.add_argument_group("limits at the HTTP edge (per worker process)")
     defaults = Settings()
     for field, kind, text in EDGE_FLAGS:
@@ -111,7 +118,7 @@ def _router_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     train.set_defaults(run=_router, router_command="train")
     score = sub.add_parser("score", help="score requests exactly as the auto route does; JSON lines out")
     score.add_argument("--input", type=Path, required=True, help="JSON lines: uid and prompt or messages; - = stdin")
-    score.add_argument("--policies", type=Path, default=DEFAULT_POLICIES)
+    score.add_argument("--policies", type=Path, default=None, help=f"(default: {POLICIES_DEFAULT})")
     score.add_argument("--route", default="auto", help="route whose thresholds give the tier (default: auto)")
     score.add_argument("--classifier", choices=["learned", "heuristic"], default="learned")
     score.set_defaults(run=_router, router_command="score")
@@ -124,9 +131,23 @@ def _router_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     evaluate.set_defaults(run=_router, router_command="eval")
 
 
+def _default_policies(quiet: bool) -> Path:
+    """The policy directory when none is named; a note on stderr when it is the packaged examples
+    (``gateway serve`` logs its own, once logging is set up)."""
+    policies = default_policies()
+    if policies == EXAMPLE_POLICIES and not quiet:
+        print(f"note: no ./policies here; using the example policies shipped in the package: {policies}",
+              file=sys.stderr)
+    return policies
+
+
 def _router(args: argparse.Namespace) -> int:
     from gateway.training.cli import run
 
+    data: Path | None = getattr(args, "data", None)  # train and eval read a data set
+    if data is not None and not data.is_file():
+        print(f"error: no data set at {data}: pass one with --data PATH (JSON lines)", file=sys.stderr)
+        return 2
     return run(args)
 
 
@@ -149,10 +170,20 @@ def _serve(args: argparse.Namespace) -> int:
             return 2
     settings = Settings(
         policies=args.policies, host=args.host, port=args.port, demo=args.demo, log_level=args.log_level,
-        audit_log=None if args.audit_log == "off" else args.audit_log, reload_seconds=args.reload_seconds,
+        audit_log=_audit_log(args.audit_log, args.demo), reload_seconds=args.reload_seconds,
         workers=args.workers, audit_flush_seconds=args.audit_flush_seconds, drain_seconds=args.drain_seconds, **edge,
     )  # fmt: skip
-    return run(settings)
+    try:
+        return run(settings)
+    except KeyboardInterrupt:  # Ctrl-C before the server took over SIGINT (while loading), or with --workers
+        print("gateway: stopped (Ctrl-C)", file=sys.stderr)
+        return 0
+
+
+def _audit_log(given: str | None, demo: bool) -> str | None:
+    if given is None:
+        return DEMO_AUDIT_LOG if demo else "-"
+    return None if given == "off" else given
 
 
 def _summarize(args: argparse.Namespace) -> int:

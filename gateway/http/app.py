@@ -100,8 +100,11 @@ async def _start(settings: Settings, env: Mapping[str, str] | None, stack: Async
         process = {name: lookup[name] for name in PROCESS_ENV if name in lookup}
         lookup = {**process, **await start_demo_upstreams(stack)}
     policy = load_policy_dir(settings.policies, lookup)
-    for warning in policy.warnings:
+    warnings, note = _startup_warnings(policy, settings.demo)
+    for warning in warnings:
         log.warning("policy: %s", warning)
+    if note:
+        log.info(note)
     metrics = Metrics()
     providers = Providers(policy, lookup, lambda dep, limit: metrics.upstream_limits.labels(dep, limit).inc())
     stack.push_async_callback(providers.aclose)
@@ -129,6 +132,14 @@ async def _start(settings: Settings, env: Mapping[str, str] | None, stack: Async
         stack.push_async_callback(_cancel, task)
     _start_health(gw, gate, providers, lookup, stack)
     return gw
+
+
+def _startup_warnings(policy: PolicySet, demo: bool) -> tuple[list[str], str | None]:
+    if not demo:
+        return list(policy.warnings), None
+    from gateway.standin.demo import demo_warnings
+
+    return demo_warnings(policy)
 
 
 def _start_health(

@@ -13,6 +13,7 @@ import signal
 import socket
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 from types import FrameType
@@ -30,7 +31,7 @@ from gateway.http.protocol import EdgeLimits, HttpProtocol
 from gateway.observe.logs import log_config
 from gateway.policy.policy_set import PolicySet
 from gateway.policyfiles.loader import PolicyError, load_policy_dir
-from gateway.settings import Settings
+from gateway.settings import EXAMPLE_POLICIES, Settings
 
 SETTINGS_ENV = "SWITCHYARD_SETTINGS"
 logger = logging.getLogger("gateway")
@@ -57,6 +58,9 @@ def edge_limits(settings: Settings) -> EdgeLimits:
     return EdgeLimits(**{field.name: getattr(settings, field.name) for field in fields(EdgeLimits)})
 
 
+AUDIT_TARGETS: dict[str | None, str] = {None: "off", "-": "stdout", "/dev/stderr": "stderr"}
+
+
 def banner(settings: Settings, policy: PolicySet) -> str:
     base = f"http://{settings.host}:{settings.port}"
     lines = [f"Switchyard gateway listening on {base}  (policy revision {policy.revision} from {policy.source})"]
@@ -74,12 +78,15 @@ def banner(settings: Settings, policy: PolicySet) -> str:
             "-H 'Content-Type: application/json' "
             '-d \'{"model": "auto", "messages": [{"role": "user", "content": "What is the capital of France?"}]}\'',
             "  (add -i to see the x-gateway-* headers; -H 'x-gateway-explain: 1' for the whole decision)",
+            f"Audit trail: {AUDIT_TARGETS.get(settings.audit_log, settings.audit_log)}; logs: stderr. Ctrl-C stops.",
         ]
     return "\n".join(lines)
 
 
 def run(settings: Settings) -> int:
     logging.config.dictConfig(log_config(settings.log_level))
+    if settings.policies == EXAMPLE_POLICIES:
+        logger.info("no ./policies here: serving the example policies shipped in the package (%s)", settings.policies)
     try:  # fail fast, before any socket: the lifespan loads the policy again with the live environment
         policy = load_policy_dir(settings.policies, {} if settings.demo else os.environ)
     except PolicyError as exc:
@@ -144,6 +151,16 @@ class Server(uvicorn.Server):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), tick)
             should_exit = await self.on_tick(counter) or self._drained()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """uvicorn's, except that a SIGINT (Ctrl-C) that stopped the server is not raised again once it has
+        stopped (that ends the process with a KeyboardInterrupt traceback): one line says so, and it exits 0."""
+        with super().capture_signals():
+            yield
+            if signal.SIGINT in self._captured_signals:
+                self._captured_signals = [s for s in self._captured_signals if s != signal.SIGINT]
+                logger.info("SIGINT (Ctrl-C): stopped")
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         handler = self.SIGNALS.get(sig)

@@ -3,13 +3,18 @@
 The socket is bound before uvicorn starts, so ``port=0`` picks a free port and the URL
 is known as soon as the server is ready. The servers never install signal handlers
 (the host process owns them) and never write access-log lines, without touching the
-host's own uvicorn logging settings.
+host's own uvicorn logging settings. A server started with :func:`serve` (in the host's loop,
+as ``--demo`` does) logs no lifecycle lines either ("Started server process", "Uvicorn running
+on ..."): its task runs with a context flag that a filter on uvicorn's logger reads, so the
+host's own lines, and a stand-in's warnings and errors, still pass.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import logging
 import socket
 import threading
 import time
@@ -26,6 +31,17 @@ LOOPBACK = "127.0.0.1"
 GRACE_SECONDS = 1
 READY_SECONDS = 30.0  # a gateway that imports litellm can take 10-15 s on a loaded 2-core machine
 POLL_SECONDS = 0.005
+_IN_STANDIN: contextvars.ContextVar[bool] = contextvars.ContextVar("in_standin", default=False)
+
+
+class _QuietLifecycle(logging.Filter):
+    """Drops uvicorn's info lines logged from a stand-in's task; everything else passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.INFO or not _IN_STANDIN.get()
+
+
+_QUIET_LIFECYCLE = _QuietLifecycle()
 
 
 class _QuietProtocol(HttpToolsProtocol):
@@ -99,7 +115,13 @@ async def serve(app: ASGIApp, host: str = LOOPBACK, port: int = 0) -> RunningSer
     """Start ``app`` in the running event loop; returns once it accepts connections."""
     sock = _bind(host, port)
     server = _new_server(app)
-    task = asyncio.create_task(server.serve(sockets=[sock]), name=f"standin-{sock.getsockname()[1]}")
+    uvicorn_logger = logging.getLogger("uvicorn.error")
+    if _QUIET_LIFECYCLE not in uvicorn_logger.filters:
+        uvicorn_logger.addFilter(_QUIET_LIFECYCLE)
+    context = contextvars.copy_context()
+    context.run(_IN_STANDIN.set, True)
+    name = f"standin-{sock.getsockname()[1]}"
+    task = asyncio.create_task(server.serve(sockets=[sock]), name=name, context=context)
     try:
         await _until_started(server, task)
     except BaseException:
@@ -158,8 +180,9 @@ class ThreadedServer:
         deadline = time.monotonic() + READY_SECONDS
         while not self._server.started:
             if not self._thread.is_alive() or time.monotonic() > deadline:
+                url = self.url  # before stop() closes the socket it is read from
                 self.stop()
-                raise RuntimeError(f"the stand-in server on {self.url} did not start") from self._error
+                raise RuntimeError(f"the stand-in server on {url} did not start") from self._error
             time.sleep(POLL_SECONDS)
         return self
 

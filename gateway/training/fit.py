@@ -4,7 +4,7 @@ Only training imports numpy and scipy (the ``router`` extra); scoring at request
 Ridge is solved in the dual, ``alpha = (X X^T + lambda I)^-1 y`` and ``w = X^T alpha``, which is exact
 and fast while there are fewer requests than features (a few thousand against a few hundred thousand).
 Words enter only through their character grams (which share weight between related words); a word's
-own column fitted topics, not difficulty, and was dropped (grouped CV, see README).
+own column fitted topics, not difficulty, and was dropped (grouped CV, see docs/router.md).
 """
 
 from __future__ import annotations
