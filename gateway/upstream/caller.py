@@ -37,6 +37,8 @@ from gateway.upstream import shape
 from gateway.upstream.gate import DeploymentGate, Entry
 from gateway.upstream.providers.anthropic_passthrough import AnthropicPassthrough, speaks
 from gateway.upstream.providers.base import Json, Provider, Target
+from gateway.upstream.providers.responses_passthrough import ResponsesPassthrough
+from gateway.upstream.providers.responses_passthrough import speaks as speaks_responses
 
 T = TypeVar("T")
 log = logging.getLogger("gateway.call")
@@ -86,9 +88,18 @@ class Caller:
     env: Mapping[str, str]  # where api_key_env names are looked up
     backoff_seconds: float = 0.05
     passthrough: AnthropicPassthrough | None = None  # for deployments that take the client's own body
+    responses: ResponsesPassthrough | None = None  # for deployments with api: responses
 
     def _passes(self, dep: Deployment, request: ChatRequest) -> bool:
-        return self.passthrough is not None and speaks(dep.spec.provider, request.native)
+        return self._native(dep, request) is not None
+
+    def _native(self, dep: Deployment, request: ChatRequest) -> AnthropicPassthrough | ResponsesPassthrough | None:
+        """The adapter that sends the client's own body to this deployment, if it speaks the client's API."""
+        if self.passthrough is not None and speaks(dep.spec.provider, request.native):
+            return self.passthrough
+        if self.responses is not None and speaks_responses(dep.spec.api, request.native):
+            return self.responses
+        return None
 
     async def complete(
         self, policy: PolicySet, decision: Decision, request: ChatRequest, deadline_seconds: float
@@ -96,8 +107,8 @@ class Caller:
         async def once(dep: Deployment, target: Target) -> Json:
             if request.traceparent is not None:
                 target = replace(target, traceparent=request.traceparent)
-            if self.passthrough is not None and request.native is not None and self._passes(dep, request):
-                answer = await self.passthrough.complete(target, request.native)
+            if request.native is not None and (native := self._native(dep, request)) is not None:
+                answer = await native.complete(target, request.native)
             else:
                 body = shape.upstream_body(request, target.upstream_model)
                 answer = await self.providers(dep.spec.provider).complete(request.endpoint, target, body)
@@ -118,8 +129,8 @@ class Caller:
         async def once(dep: Deployment, target: Target) -> tuple[Json, AsyncIterator[Json]]:
             if request.traceparent is not None:
                 target = replace(target, traceparent=request.traceparent)
-            if self.passthrough is not None and request.native is not None and self._passes(dep, request):
-                chunks = self.passthrough.stream(target, request.native)
+            if request.native is not None and (native := self._native(dep, request)) is not None:
+                chunks = native.stream(target, request.native)
             else:
                 body = shape.upstream_body(request, target.upstream_model)
                 chunks = self.providers(dep.spec.provider).stream(request.endpoint, target, body)
