@@ -223,19 +223,21 @@ class _Passed:
     """A Responses deployment's own events (gateway.upstream.providers.responses_passthrough envelopes), as they
     came but for the response's model, chain and store; the final response is kept to store it."""
 
-    __slots__ = ("final", "model", "reply", "sequence")
+    __slots__ = ("final", "id", "model", "reply", "sequence")
 
     def __init__(self, reply: _Reply, model: str) -> None:
         self.reply = reply
         self.model = model
         self.final: Json | None = None
         self.sequence = 0
+        self.id = reply.id  # the deployment's own id, once its response.created came
 
     def feed(self, envelope: Json) -> bytes:
         event = envelope["data"]
         self.sequence = event.get("sequence_number", self.sequence) + 1
         if isinstance(event.get("response"), dict):
             self.reply.passed(event["response"], self.model)
+            self.id = event["response"].get("id") or self.id
             if event["type"] in ENDINGS and event["type"] != "response.failed":
                 self.final = event["response"]
         return _encode([event])
@@ -245,7 +247,7 @@ class _Passed:
 
     def error(self, exc: UpstreamError) -> bytes:
         error = {"code": responses.error_code(exc), "message": exc.message}
-        failed = responses.echo(self.reply.body, self.model, self.reply.id, self.reply.created, "failed")
+        failed = responses.echo(self.reply.body, self.model, self.id, self.reply.created, "failed")
         event = {"type": "response.failed", "sequence_number": self.sequence, "response": failed | {"error": error}}
         return _encode([event])
 

@@ -12,6 +12,7 @@ import httpx
 import openai
 import pytest
 
+from gateway.standin.control import Fault
 from tests.conftest import OPENAI_KEY, ClientFactory, GatewayFactory, Upstreams
 from tests.factories import deployment, small_policy, tenant
 from tests.oaschema import validate
@@ -160,9 +161,7 @@ def test_previous_response_id_continues_the_conversation(client: openai.OpenAI, 
         client.responses.retrieve(second.id)
 
 
-def test_stored_responses_are_per_tenant(
-    gateway: str, client: openai.OpenAI, make_client: ClientFactory
-) -> None:
+def test_stored_responses_are_per_tenant(gateway: str, client: openai.OpenAI, make_client: ClientFactory) -> None:
     mine = client.responses.create(model="auto", input="Hello")
     other = make_client(gateway, "other-key")
     with pytest.raises(openai.NotFoundError) as missing:
@@ -231,3 +230,79 @@ def test_errors_are_api_status_errors(client: openai.OpenAI, gateway: str) -> No
 
 def _key() -> dict[str, str]:
     return {"authorization": "Bearer open-key"}
+
+
+def test_a_responses_deployment_gets_the_clients_body(client: openai.OpenAI, upstreams: Upstreams) -> None:
+    """No double translation: the body reaches the Responses deployment as the client sent it (but for the model
+    and store), and its answer reaches the client as it answered (but for the catalog model)."""
+    first = create(client, model="frontier", input="Weather in Paris?", tools=[WEATHER], include=["x.y"], store=True)
+    assert first.model == "frontier" and first.output[0].type == "function_call"
+    sent = upstreams.controls["c"].calls()[0]
+    assert sent.path == "/v1/responses" and sent.headers["authorization"] == f"Bearer {OPENAI_KEY}"
+    assert sent.body == {
+        "model": "frontier",
+        "input": "Weather in Paris?",
+        "tools": [WEATHER],
+        "include": ["x.y"],
+        "store": False,
+    }
+    output = {"type": "function_call_output", "call_id": first.output[0].call_id, "output": "18C"}  # type: ignore[union-attr]
+    second = create(client, model="frontier", previous_response_id=first.id, input=[output], tools=[WEATHER])
+    assert second.previous_response_id == first.id and second.output_text
+    resolved = upstreams.controls["c"].calls()[1].body
+    assert "previous_response_id" not in resolved, "the gateway keeps the chain; the deployment gets it in input"
+    assert [item.get("type", "message") for item in resolved["input"]] == [
+        "message",
+        "function_call",
+        "function_call_output",
+    ]
+    assert client.responses.retrieve(second.id).output_text == second.output_text
+
+
+def test_a_passed_stream_works_with_the_sdk_helper(client: openai.OpenAI, gateway: str, upstreams: Upstreams) -> None:
+    with client.responses.stream(model="frontier", input="What is the capital of France?") as stream:
+        text = "".join(e.delta for e in stream if e.type == "response.output_text.delta")
+        final = stream.get_final_response()
+    assert "capital of France" in text and final.output_text == text and final.model == "frontier"
+    assert upstreams.controls["c"].calls()[0].path == "/v1/responses"
+    assert client.responses.retrieve(final.id).output_text == text
+    raw_events(gateway, {"model": "frontier", "input": "Hi"})
+
+
+@pytest.mark.parametrize("model", ["cn-open", "frontier"])
+def test_a_stream_that_breaks_ends_with_response_failed(
+    client: openai.OpenAI, gateway: str, upstreams: Upstreams, model: str
+) -> None:
+    stand_in = upstreams.controls["c" if model == "frontier" else "a"]
+    stand_in.inject(Fault(drop_after=4))
+    with client.responses.stream(model=model, input="What is the capital of France?") as stream:
+        events = list(stream)
+        with pytest.raises(RuntimeError):
+            stream.get_final_response()
+    assert events[-1].type == "response.failed" and events[-1].response.status == "failed"  # type: ignore[union-attr]
+    assert events[-1].response.error and events[-1].response.error.code == "server_error"  # type: ignore[union-attr]
+    stand_in.inject(Fault(drop_after=4))
+    wire = raw_events(gateway, {"model": model, "input": "What is the capital of France?"})
+    assert wire[-1]["type"] == "response.failed"
+
+
+def test_fields_are_checked_before_any_upstream_is_called(gateway: str, upstreams: Upstreams) -> None:
+    bad: list[tuple[dict[str, Any], str]] = [
+        ({"temperature": 3}, "temperature"),
+        ({"max_output_tokens": 0}, "max_output_tokens"),
+        ({"metadata": {"k": 1}}, "metadata"),
+        ({"store": "yes"}, "store"),
+        ({"truncation": "sometimes"}, "truncation"),
+        ({"previous_response_id": 7}, "previous_response_id"),
+        ({"tool_choice": "always"}, "tool_choice"),
+        ({"text": {"format": {"type": "yaml"}}}, "text.format.type"),
+        ({"input": [{"type": "function_call_output", "output": "x"}]}, "input[0].call_id"),
+    ]
+    for fields, param in bad:
+        answer = httpx.post(gateway + "/v1/responses", json={"model": "auto", "input": "hi"} | fields, headers=_key())
+        assert answer.status_code == 400, fields
+        error = answer.json()["error"]
+        assert error["param"] == param and error["type"] == "invalid_request_error", fields
+    assert upstreams.controls["a"].count() == 0
+    fine = {"model": "auto", "input": "hi", "vendor_field": {"any": "thing"}, "truncation": "disabled"}
+    assert httpx.post(gateway + "/v1/responses", json=fine, headers=_key()).status_code == 200
