@@ -31,7 +31,7 @@ from gateway.request import Native
 from gateway.routing import validate
 from gateway.routing.auth import authenticate
 from gateway.routing.normalize import parse_json
-from gateway.routing.pipeline import Routed, Routing, route
+from gateway.routing.pipeline import Cached, Routed, Routing, route
 from gateway.state.base import StateUnavailable
 from gateway.state.responses_store import ResponseStore, Stored
 from gateway.translate import responses_request as requests
@@ -64,6 +64,7 @@ async def responses_endpoint(request: Request, routing: Routing, sinks: Sequence
         obs.called_failed(exc)
         obs.finish(exc.status, exc.code)
         raise
+    reply.cached = isinstance(routed.outcome, Cached)
     response = _answer(routing, routed, obs, rid, headers.get("x-gateway-explain") == "1", reply.shape, reply.stream)
     if reply.final is not None:  # a whole answer: stored before the client has it
         await reply.save(reply.final)
@@ -154,10 +155,13 @@ class _Reply:
         self.id = responses.new_id("resp_")
         self.created = time.time()
         self.final: Json | None = None
+        self.cached = False  # the answer came from the response cache
 
     def shape(self, answer_bytes: bytes, model: str) -> bytes:
         answer = orjson.loads(answer_bytes)
         if answer.get("object") == "response":  # a Responses deployment's own answer (passed through)
+            if self.cached:  # a new response, though its answer is an earlier one's
+                answer |= {"id": self.id, "created_at": int(self.created)}
             self.final = self.passed(answer, model)
             return orjson.dumps(answer)
         self.final = responses.from_chat(answer, self.body, answer.get("model") or model, self.id, self.created)

@@ -70,7 +70,11 @@ def gateway(
         "us-open-a": deployment("us-open", urls["a"]),
         "frontier-api": frontier,
     }
-    tenants = {"open": tenant("open-key"), "other": tenant("other-key")}
+    tenants = {
+        "open": tenant("open-key"),
+        "other": tenant("other-key"),
+        "cached": tenant("cached-key", cache={"ttl_seconds": 60}),
+    }
     directory = small_policy(tmp_path_factory.mktemp("responses"), urls, deployments=deployments, tenants=tenants)
     with make_gateway(directory, {"OPENAI_API_KEY": OPENAI_KEY}) as url:
         yield url
@@ -306,3 +310,18 @@ def test_fields_are_checked_before_any_upstream_is_called(gateway: str, upstream
     assert upstreams.controls["a"].count() == 0
     fine = {"model": "auto", "input": "hi", "vendor_field": {"any": "thing"}, "truncation": "disabled"}
     assert httpx.post(gateway + "/v1/responses", json=fine, headers=_key()).status_code == 200
+
+
+@pytest.mark.parametrize("model", ["cn-open", "frontier"])
+def test_cached_answers_are_new_responses(
+    gateway: str, make_client: ClientFactory, upstreams: Upstreams, model: str
+) -> None:
+    cached = make_client(gateway, "cached-key")
+    first = cached.responses.with_raw_response.create(model=model, input="Cache me")
+    again = cached.responses.with_raw_response.create(model=model, input="Cache me")
+    assert first.headers["x-gateway-cache"] == "miss" and again.headers["x-gateway-cache"] == "hit"
+    validate("Response", again.http_response.json())
+    one, two = first.parse(), again.parse()
+    assert one.output_text == two.output_text and one.id != two.id
+    assert cached.responses.retrieve(two.id).output_text == two.output_text
+    assert upstreams.controls["c" if model == "frontier" else "a"].count() == 1
