@@ -176,8 +176,10 @@ class Guards:
         spec = (route.cache if route else None) or policy.tenants[decision.tenant].cache
         if spec is None:
             return None
-        # a request in another API (Anthropic's, Responses) is keyed by its own body: its answer may be that API's (passed through)
+        # a request in another API (Anthropic's, Responses) is keyed by its own body: its answer may be that API's
+        # (passed through)
         native = request.native
+        endpoint: str
         if native is None:
             body, endpoint = request.body, request.endpoint
         else:
