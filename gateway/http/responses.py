@@ -57,7 +57,7 @@ async def responses_endpoint(request: Request, routing: Routing, sinks: Sequence
         tenant, _ = authenticate(routing.policy, headers)
         earlier = await _history(store, tenant, body.get("previous_response_id"))
         chat = requests.to_chat(body, earlier)
-        reply = _Reply(body, [*earlier, *requests.input_items(body)], tenant, store, routing)
+        reply = _Reply(body, [*earlier, *responses.as_resources(requests.input_items(body))], tenant, store, routing)
         native = Native("responses", _resolved(body, earlier))
         routed = await route(routing, "chat", chat, headers, obs.decided, native)
     except GatewayError as exc:

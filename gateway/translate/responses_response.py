@@ -195,3 +195,29 @@ def chat_usage(raw: Any) -> Json:
         "prompt_tokens_details": {"cached_tokens": _detail(raw, "input_tokens_details", "cached_tokens")},
         "completion_tokens_details": {"reasoning_tokens": _detail(raw, "output_tokens_details", "reasoning_tokens")},
     }
+
+
+# ---- input items as the API lists them (GET /v1/responses/{id}/input_items) -------------------------
+
+_ITEM_PREFIXES = {"message": "msg_", "function_call": "fc_", "function_call_output": "fco_", "reasoning": "rs_"}
+
+
+def as_resources(items: list[Json]) -> list[Json]:
+    """Input items as stored and listed: each with ``type``, an ``id`` and a ``status``; a message's string content
+    as one text part (``input_text``, or ``output_text`` for the assistant). They stay valid input."""
+    return [_resource(item) for item in items]
+
+
+def _resource(item: Json) -> Json:
+    kind = item.get("type") or ("message" if "role" in item else None)
+    if not isinstance(kind, str):
+        return item
+    out: Json = {"type": kind, "id": new_id(_ITEM_PREFIXES.get(kind, "item_"))} | item | {"type": kind}
+    if kind in ("message", "function_call", "function_call_output"):
+        out.setdefault("status", "completed")
+    if kind == "message" and isinstance(out.get("content"), str):
+        part = "output_text" if out.get("role") == "assistant" else "input_text"
+        out["content"] = [
+            output_text(out["content"]) if part == "output_text" else {"type": part, "text": out["content"]}
+        ]
+    return out

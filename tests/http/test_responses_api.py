@@ -149,7 +149,9 @@ def test_function_tool_loop(client: openai.OpenAI, upstreams: Upstreams) -> None
     assert sent[2] == {"role": "tool", "tool_call_id": call.call_id, "content": "18C, sunny"}
 
 
-def test_previous_response_id_continues_the_conversation(client: openai.OpenAI, upstreams: Upstreams) -> None:
+def test_previous_response_id_continues_the_conversation(
+    client: openai.OpenAI, gateway: str, upstreams: Upstreams
+) -> None:
     first = client.responses.create(model="auto", input="Weather in Paris?", tools=[WEATHER], instructions="Be brief.")
     call = next(item for item in first.output if item.type == "function_call")
     output = {"type": "function_call_output", "call_id": call.call_id, "output": "18C"}
@@ -158,6 +160,8 @@ def test_previous_response_id_continues_the_conversation(client: openai.OpenAI, 
     sent = upstreams.controls["a"].calls()[-1].body["messages"]
     assert [m["role"] for m in sent] == ["user", "assistant", "tool"], "instructions are not carried over"
     assert client.responses.retrieve(second.id).output_text == second.output_text
+    listed = httpx.get(f"{gateway}/v1/responses/{second.id}/input_items", headers=_key())
+    validate("ResponseItemList", listed.json())
     items = client.responses.input_items.list(second.id, order="asc")
     assert [item.type for item in items.data] == ["message", "function_call", "function_call_output"]
     assert client.responses.delete(second.id) is None
