@@ -124,10 +124,12 @@ async def _history(store: ResponseStore, tenant: str, previous: str | None) -> l
 
 def _resolved(body: Json, earlier: list[Json]) -> Json:
     """The body a Responses deployment gets: the chain's items in ``input`` instead of ``previous_response_id``
-    (which that deployment may never have seen), without the ids the gateway gave them."""
+    (which that deployment may never have seen), without the ids the gateway gave them, and without reasoning
+    items that carry no ``encrypted_content`` (a deployment could only resolve them by an id it may not have)."""
     if not earlier:
         return body
-    history = [{k: v for k, v in item.items() if k != "id"} for item in earlier]
+    kept = [item for item in earlier if item.get("type") != "reasoning" or item.get("encrypted_content")]
+    history = [{k: v for k, v in item.items() if k != "id"} for item in kept]
     resolved = {k: v for k, v in body.items() if k != "previous_response_id"}
     return resolved | {"input": [*history, *requests.input_items(body)]}
 

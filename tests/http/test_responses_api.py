@@ -241,8 +241,8 @@ def _key() -> dict[str, str]:
 
 
 def test_a_responses_deployment_gets_the_clients_body(client: openai.OpenAI, upstreams: Upstreams) -> None:
-    """No double translation: the body reaches the Responses deployment as the client sent it (but for the model
-    and store), and its answer reaches the client as it answered (but for the catalog model)."""
+    """No double translation: the body reaches the Responses deployment as the client sent it (but for the
+    model), and its answer reaches the client as it answered (but for the catalog model)."""
     first = create(client, model="frontier", input="Weather in Paris?", tools=[WEATHER], include=["x.y"], store=True)
     assert first.model == "frontier" and first.output[0].type == "function_call"
     sent = upstreams.controls["c"].calls()[0]
@@ -252,7 +252,7 @@ def test_a_responses_deployment_gets_the_clients_body(client: openai.OpenAI, ups
         "input": "Weather in Paris?",
         "tools": [WEATHER],
         "include": ["x.y"],
-        "store": False,
+        "store": True,
     }
     output = {"type": "function_call_output", "call_id": first.output[0].call_id, "output": "18C"}  # type: ignore[union-attr]
     second = create(client, model="frontier", previous_response_id=first.id, input=[output], tools=[WEATHER])

@@ -3,8 +3,9 @@
 A ``/v1/responses`` request routed to a deployment with ``api: responses`` (OpenAI's own API, or any server that
 speaks it) is sent as the client wrote it, with ``model`` replaced by the deployment's ``upstream_model``, to
 ``{base_url}/responses`` with the deployment's key as a Bearer token. The edge has already resolved
-``previous_response_id`` into ``input`` (the gateway keeps the chain, so any deployment can continue it), and
-asks the deployment not to store (``store: false``). The answer comes back as the deployment wrote it.
+``previous_response_id`` into ``input`` (the gateway keeps the chain, so any deployment can continue it); ``store``
+is the client's, so a deployment that keeps responses itself (OpenAI) can still resolve the reasoning items a
+client sends back. The answer comes back as the deployment wrote it.
 
 A stream's events come out as envelopes ``{"event": type, "data": event}`` that also carry what the request
 record counts, in the fields it reads on OpenAI chunks: ``usage`` (``prompt_tokens``/``completion_tokens`` from
@@ -129,7 +130,7 @@ def counts(usage: Any) -> Json:
 
 
 def _body(native: Native, target: Target) -> bytes:
-    return orjson.dumps(native.body | {"model": target.upstream_model, "store": False})
+    return orjson.dumps(native.body | {"model": target.upstream_model})
 
 
 def _connect(target: Target) -> float:
