@@ -329,3 +329,20 @@ def test_cached_answers_are_new_responses(
     assert one.output_text == two.output_text and one.id != two.id
     assert cached.responses.retrieve(two.id).output_text == two.output_text
     assert upstreams.controls["c" if model == "frontier" else "a"].count() == 1
+
+
+def test_answers_are_accounted_with_their_usage(client: openai.OpenAI, gateway: str) -> None:
+    """Tokens reach the metrics, for translated and passed answers, whole and streamed."""
+
+    def tokens(deployment: str) -> float:
+        text = httpx.get(gateway + "/metrics").text
+        lines = [ln for ln in text.splitlines() if ln.startswith("gateway_tokens_total") and f'"{deployment}"' in ln]
+        return sum(float(ln.rsplit(" ", 1)[1]) for ln in lines)
+
+    for model, deployment in (("cn-open", "cn-open-a"), ("frontier", "frontier-api")):
+        before = tokens(deployment)
+        whole = client.responses.create(model=model, input="What is the capital of France?")
+        with client.responses.stream(model=model, input="What is the capital of France?") as stream:
+            streamed = stream.get_final_response()
+        assert whole.usage and streamed.usage
+        assert tokens(deployment) - before == whole.usage.total_tokens + streamed.usage.total_tokens, model
