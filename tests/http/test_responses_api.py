@@ -334,15 +334,15 @@ def test_cached_answers_are_new_responses(
 def test_answers_are_accounted_with_their_usage(client: openai.OpenAI, gateway: str) -> None:
     """Tokens reach the metrics, for translated and passed answers, whole and streamed."""
 
-    def tokens(deployment: str) -> float:
+    def tokens(dep: str) -> float:
         text = httpx.get(gateway + "/metrics").text
-        lines = [ln for ln in text.splitlines() if ln.startswith("gateway_tokens_total") and f'"{deployment}"' in ln]
+        lines = [ln for ln in text.splitlines() if ln.startswith("gateway_tokens_total") and f'"{dep}"' in ln]
         return sum(float(ln.rsplit(" ", 1)[1]) for ln in lines)
 
-    for model, deployment in (("cn-open", "cn-open-a"), ("frontier", "frontier-api")):
-        before = tokens(deployment)
+    for model, dep in (("cn-open", "cn-open-a"), ("frontier", "frontier-api")):
+        before = tokens(dep)
         whole = client.responses.create(model=model, input="What is the capital of France?")
         with client.responses.stream(model=model, input="What is the capital of France?") as stream:
             streamed = stream.get_final_response()
         assert whole.usage and streamed.usage
-        assert tokens(deployment) - before == whole.usage.total_tokens + streamed.usage.total_tokens, model
+        assert tokens(dep) - before == whole.usage.total_tokens + streamed.usage.total_tokens, model
