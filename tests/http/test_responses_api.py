@@ -5,7 +5,9 @@ Every body and stream event is checked against the Responses schemas of OpenAI's
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -346,3 +348,16 @@ def test_answers_are_accounted_with_their_usage(client: openai.OpenAI, gateway: 
             streamed = stream.get_final_response()
         assert whole.usage and streamed.usage
         assert tokens(dep) - before == whole.usage.total_tokens + streamed.usage.total_tokens, model
+
+
+def test_stored_responses_live_the_policys_ttl(
+    _upstreams: Upstreams, make_gateway: GatewayFactory, make_client: ClientFactory, tmp_path: Path
+) -> None:
+    limits = {"max_body_bytes": 65536, "request_deadline_seconds": 10, "responses_ttl_seconds": 0.5}
+    with make_gateway(small_policy(tmp_path, _upstreams.v1(), limits=limits), {}) as url:
+        client = make_client(url, "open-key")
+        first = client.responses.create(model="cn-open", input="Hello")
+        assert client.responses.retrieve(first.id).id == first.id
+        time.sleep(0.8)
+        with pytest.raises(openai.NotFoundError):
+            client.responses.create(model="cn-open", previous_response_id=first.id, input="And then?")
