@@ -11,11 +11,12 @@ CHARS_PER_TOKEN = 4  # no tokenizer: prompts (and output whose usage never came)
 
 @dataclass(frozen=True, slots=True)
 class Native:
-    """The client's own body when it came in another API's wire format (Anthropic's Messages API): a deployment
+    """The client's own body when it came in another API's wire format (Anthropic's Messages API, OpenAI's
+    Responses API): a deployment
     that speaks that API gets it as it came, instead of the translation in ``ChatRequest.body``. ``headers`` are
     the protocol headers to forward with it (``anthropic-version``, ``anthropic-beta``)."""
 
-    api: Literal["anthropic"]
+    api: Literal["anthropic", "responses"]
     body: dict[str, Any]
     headers: tuple[tuple[str, str], ...] = ()
 

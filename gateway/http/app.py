@@ -26,6 +26,7 @@ from gateway.http import edge, fastpath
 from gateway.http.drain import drain_of
 from gateway.http.endpoints import count_tokens_endpoint, messages_endpoint, openai_endpoint
 from gateway.http.reload import PolicyWatcher
+from gateway.http.responses import delete_response, get_response, input_items, responses_endpoint
 from gateway.observe.audit import AuditLog
 from gateway.observe.metrics import Metrics
 from gateway.observe.observation import Sink
@@ -114,7 +115,7 @@ async def _start(settings: Settings, env: Mapping[str, str] | None, stack: Async
     guards = Guards(store, Outages(lambda feature: metrics.state_errors.labels(feature).inc()))
     gate = DeploymentGate(store, guards.outages)
     classifier = load_default_classifier()
-    caller = Caller(providers, gate, lookup, passthrough=providers.passthrough)
+    caller = Caller(providers, gate, lookup, passthrough=providers.passthrough, responses=providers.responses)
     routing = Routing(policy, classifier, caller, guards, gate)
     sinks: list[Sink] = [metrics.record]
     if (tracing := open_tracing(lookup)) is not None:  # OTEL_EXPORTER_OTLP_ENDPOINT set
@@ -178,6 +179,10 @@ def _add_routes(app: FastAPI) -> None:
     app.add_api_route("/v1/embeddings", _embeddings, methods=["POST"])
     app.add_api_route("/v1/messages", _messages, methods=["POST"])
     app.add_api_route("/v1/messages/count_tokens", _count_tokens, methods=["POST"])
+    app.add_api_route("/v1/responses", _responses, methods=["POST"])
+    app.add_api_route("/v1/responses/{response_id}", _get_response, methods=["GET"])
+    app.add_api_route("/v1/responses/{response_id}", _delete_response, methods=["DELETE"])
+    app.add_api_route("/v1/responses/{response_id}/input_items", _input_items, methods=["GET"])
     app.add_api_route("/v1/models", _models, methods=["GET"])
     app.add_api_route("/v1/models/{model_id:path}", _model, methods=["GET"])
     app.add_api_route("/v1/route/explain", _explain, methods=["POST"])
@@ -211,11 +216,32 @@ async def _count_tokens(request: Request) -> Response:
     return await count_tokens_endpoint(request, _gw(request).routing)
 
 
+async def _responses(request: Request) -> Response:
+    gw = _gw(request)
+    return await responses_endpoint(request, gw.routing, gw.sinks)
+
+
+async def _get_response(request: Request) -> Response:
+    edge.request_id(request)
+    return await get_response(request, _gw(request).routing)
+
+
+async def _delete_response(request: Request) -> Response:
+    edge.request_id(request)
+    return await delete_response(request, _gw(request).routing)
+
+
+async def _input_items(request: Request) -> Response:
+    edge.request_id(request)
+    return await input_items(request, _gw(request).routing)
+
+
 HOT: dict[str, fastpath.Handler] = {
     "/v1/chat/completions": _chat,
     "/v1/completions": _completions,
     "/v1/embeddings": _embeddings,
     "/v1/messages": _messages,
+    "/v1/responses": _responses,
 }
 
 

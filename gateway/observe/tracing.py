@@ -18,7 +18,13 @@ from typing import Any
 from gateway.observe.record import RequestRecord
 
 ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
-OPERATIONS = {"chat": "chat", "messages": "chat", "completions": "text_completion", "embeddings": "embeddings"}
+OPERATIONS = {
+    "chat": "chat",
+    "messages": "chat",
+    "responses": "chat",
+    "completions": "text_completion",
+    "embeddings": "embeddings",
+}
 
 
 class Tracing:

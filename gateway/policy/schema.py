@@ -91,6 +91,7 @@ class DeploymentSpec(Strict):
     proxy: ProxySetting | None = None  # absent: HTTPS_PROXY / HTTP_PROXY / NO_PROXY; "none": direct
     tls: TlsSpec | None = None
     health: HealthSpec | None = None  # active health checks (openai_compatible deployments)
+    api: Literal["chat", "responses"] = "chat"  # responses: /v1/responses requests pass through (docs/api-responses.md)
 
     @model_validator(mode="before")
     @classmethod
@@ -207,6 +208,7 @@ class RouteSpec(Strict):
 class Limits(Strict):
     max_body_bytes: int = Field(4 * 1024 * 1024, gt=0)
     request_deadline_seconds: float = Field(120.0, gt=0)
+    responses_ttl_seconds: float = Field(3600.0, gt=0, le=30 * 86400)  # stored Responses API answers (store: true)
 
 
 class PolicyFile(Strict):

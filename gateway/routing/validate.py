@@ -96,6 +96,10 @@ def one_of(*allowed: str) -> Check:
     return rule
 
 
+def array(value: Any) -> str | None:
+    return None if type(value) is list else "must be an array"
+
+
 def string_map(value: Any) -> str | None:
     fits = type(value) is dict and all(type(item) is str for item in value.values())
     return None if fits else "must be an object of string values"
@@ -188,4 +192,37 @@ MESSAGES: Rules = {
     "service_tier": one_of("auto", "standard_only"),
 }
 
-RULES: Mapping[str, Rules] = {"chat": CHAT, "completions": COMPLETIONS, "embeddings": EMBEDDINGS, "messages": MESSAGES}
+# OpenAI's Responses API; input, tools, tool_choice and text are also read by gateway.translate.responses_request
+RESPONSES: Rules = {
+    "instructions": string,
+    "max_output_tokens": integer(1),
+    "max_tool_calls": integer(1),
+    "temperature": number(0, 2),
+    "top_p": number(0, 1),
+    "top_logprobs": integer(0, 20),
+    "parallel_tool_calls": boolean,
+    "stream": boolean,
+    "stream_options": mapping,
+    "store": boolean,
+    "background": boolean,
+    "metadata": string_map,
+    "user": string,
+    "safety_identifier": string,
+    "prompt_cache_key": string,
+    "service_tier": string,
+    "previous_response_id": string,
+    "reasoning": mapping,
+    "text": mapping,
+    "include": strings,
+    "truncation": one_of("auto", "disabled"),
+    "tool_choice": tool_choice,
+    "tools": array,
+}
+
+RULES: Mapping[str, Rules] = {
+    "chat": CHAT,
+    "completions": COMPLETIONS,
+    "embeddings": EMBEDDINGS,
+    "messages": MESSAGES,
+    "responses": RESPONSES,
+}

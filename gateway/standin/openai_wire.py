@@ -1,6 +1,6 @@
 """A stand-in OpenAI-compatible upstream (what OpenAI, vLLM and SGLang serve), with canned answers.
 
-Routes: ``POST /v1/chat/completions``, ``POST /v1/completions``, ``POST /v1/embeddings``,
+Routes: ``POST /v1/chat/completions``, ``POST /v1/completions``, ``POST /v1/embeddings``, ``POST /v1/responses``,
 ``GET /v1/models``, ``GET /v1/models/{model}``, plus the ``/_standin`` admin routes if ``admin``.
 Any model name is accepted; every answer names the model it was asked for.
 """
@@ -21,6 +21,7 @@ from gateway.standin.control import Control
 from gateway.standin.delivery import Delivery
 from gateway.standin.gate import Json, WireError, endpoint, http_error_handler
 from gateway.standin.openai_chat import answer_chat, chat_response
+from gateway.standin.openai_responses import answer_responses
 from gateway.standin.openai_stream import chat_events, include_usage, text_events
 from gateway.standin.openai_text import (
     answer_completion,
@@ -81,6 +82,7 @@ def create_openai_app(
         Route("/v1/chat/completions", endpoint(wire, control, answers.chat), methods=["POST"]),
         Route("/v1/completions", endpoint(wire, control, answers.completion), methods=["POST"]),
         Route("/v1/embeddings", endpoint(wire, control, answers.embeddings), methods=["POST"]),
+        Route("/v1/responses", endpoint(wire, control, answers.responses), methods=["POST"]),
         Route("/v1/models", endpoint(wire, control, answers.list_models), methods=["GET"]),
         Route("/v1/models/{model:path}", endpoint(wire, control, answers.get_model), methods=["GET"]),
         *(admin_routes(control) if admin else []),
@@ -111,6 +113,9 @@ class _Answers:
         if body.get("stream"):
             return delivery.events(text_events(answer, usage=include_usage(body)))
         return delivery.json(completion_response(answer))
+
+    def responses(self, body: Json, delivery: Delivery) -> Response:
+        return answer_responses(body, delivery, self.fingerprint)
 
     def embeddings(self, body: Json, delivery: Delivery) -> Response:
         return delivery.json(embeddings_response(body))

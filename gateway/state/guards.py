@@ -182,9 +182,14 @@ class Guards:
         spec = (route.cache if route else None) or policy.tenants[decision.tenant].cache
         if spec is None:
             return None
-        # a request in another API (Anthropic's) is keyed by its own body: its answer may be that API's (passed through)
+        # a request in another API (Anthropic's, Responses) is keyed by its own body: its answer may be that API's
+        # (passed through)
         native = request.native
-        body, endpoint = (request.body, request.endpoint) if native is None else (native.body, "messages")
+        endpoint: str
+        if native is None:
+            body, endpoint = request.body, request.endpoint
+        else:
+            body, endpoint = native.body, "messages" if native.api == "anthropic" else native.api
         digest = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
         return f"cache:{decision.tenant}:{policy.revision}:{endpoint}:{digest}", spec.ttl_seconds
 

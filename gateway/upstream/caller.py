@@ -38,6 +38,8 @@ from gateway.upstream import retrying, shape
 from gateway.upstream.gate import DeploymentGate, Entry
 from gateway.upstream.providers.anthropic_passthrough import AnthropicPassthrough, speaks
 from gateway.upstream.providers.base import Json, Provider, Target
+from gateway.upstream.providers.responses_passthrough import ResponsesPassthrough
+from gateway.upstream.providers.responses_passthrough import speaks as speaks_responses
 
 T = TypeVar("T")
 log = logging.getLogger("gateway.call")
@@ -87,9 +89,18 @@ class Caller:
     passthrough: AnthropicPassthrough | None = None  # for deployments that take the client's own body
     clock: retrying.Clock = time.monotonic  # deadlines and attempt times; tests give a fake one with ``sleep``
     sleep: retrying.Sleep = asyncio.sleep  # the pause between retries
+    responses: ResponsesPassthrough | None = None  # for deployments with api: responses
 
     def _passes(self, dep: Deployment, request: ChatRequest) -> bool:
-        return self.passthrough is not None and speaks(dep.spec.provider, request.native)
+        return self._native(dep, request) is not None
+
+    def _native(self, dep: Deployment, request: ChatRequest) -> AnthropicPassthrough | ResponsesPassthrough | None:
+        """The adapter that sends the client's own body to this deployment, if it speaks the client's API."""
+        if self.passthrough is not None and speaks(dep.spec.provider, request.native):
+            return self.passthrough
+        if self.responses is not None and speaks_responses(dep.spec.api, request.native):
+            return self.responses
+        return None
 
     async def complete(
         self, policy: PolicySet, decision: Decision, request: ChatRequest, deadline_seconds: float
@@ -97,8 +108,8 @@ class Caller:
         async def once(dep: Deployment, target: Target) -> Json:
             if request.traceparent is not None:
                 target = replace(target, traceparent=request.traceparent)
-            if self.passthrough is not None and request.native is not None and self._passes(dep, request):
-                answer = await self.passthrough.complete(target, request.native)
+            if request.native is not None and (native := self._native(dep, request)) is not None:
+                answer = await native.complete(target, request.native)
             else:
                 body = shape.upstream_body(request, target.upstream_model)
                 answer = await self.providers(dep.spec.provider).complete(request.endpoint, target, body)
@@ -119,8 +130,8 @@ class Caller:
         async def once(dep: Deployment, target: Target) -> tuple[Json, AsyncIterator[Json]]:
             if request.traceparent is not None:
                 target = replace(target, traceparent=request.traceparent)
-            if self.passthrough is not None and request.native is not None and self._passes(dep, request):
-                chunks = self.passthrough.stream(target, request.native)
+            if request.native is not None and (native := self._native(dep, request)) is not None:
+                chunks = native.stream(target, request.native)
             else:
                 body = shape.upstream_body(request, target.upstream_model)
                 chunks = self.providers(dep.spec.provider).stream(request.endpoint, target, body)

@@ -9,6 +9,7 @@ from gateway.policy.policy_set import PolicySet
 from gateway.upstream.providers.anthropic_passthrough import AnthropicPassthrough
 from gateway.upstream.providers.base import Provider
 from gateway.upstream.providers.openai_compat import OnLimit, OpenAICompatibleProvider
+from gateway.upstream.providers.responses_passthrough import ResponsesPassthrough
 
 log = logging.getLogger("gateway.providers")
 OPENAI_COMPATIBLE = "openai_compatible"
@@ -23,6 +24,7 @@ class Providers:
         self._by_kind: dict[str, Provider] = {OPENAI_COMPATIBLE: self.openai_compatible}
         self._translated: Provider | None = None
         self.passthrough = AnthropicPassthrough()  # Anthropic Messages clients to Anthropic deployments
+        self.responses = ResponsesPassthrough()  # Responses API clients to deployments with api: responses
         self.ensure(policy)
 
     def ensure(self, policy: PolicySet) -> None:
@@ -48,3 +50,4 @@ class Providers:
         for provider in set(self._by_kind.values()):
             await provider.aclose()
         await self.passthrough.aclose()
+        await self.responses.aclose()
