@@ -20,7 +20,6 @@ from redis.asyncio.retry import Retry as AsyncRetry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.retry import Retry
 
 from gateway.state.redis_target import RedisMode, RedisTarget
 
@@ -28,8 +27,8 @@ Client = Redis | RedisCluster
 Opened = tuple[Client, list[Redis]]  # the client, and the ones it uses that close with it (the sentinels)
 
 
-def _retry() -> Retry:
-    return Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
+def _retry() -> AsyncRetry:  # an asyncio client takes the asyncio Retry (redis-py 8.2 warns on the other)
+    return AsyncRetry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
 
 
 def _cluster_retry() -> AsyncRetry:
@@ -68,10 +67,11 @@ def _cluster(target: RedisTarget, max_connections: int) -> Opened:
 def _sentinel(target: RedisTarget, max_connections: int) -> Opened:
     username, password = target.credentials()
     timeouts = {"socket_timeout": target.timeout_seconds, "socket_connect_timeout": target.timeout_seconds}
-    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+    sentinel = Sentinel(  # type: ignore[no-untyped-call, unused-ignore]
         [(a.host, a.port) for a in target.addresses(26379)],
         sentinel_kwargs=timeouts,  # the sentinels themselves: no credentials, no TLS
-        **timeouts,
+        socket_timeout=target.timeout_seconds,
+        socket_connect_timeout=target.timeout_seconds,
     )
     client: Redis = sentinel.master_for(
         target.master,
