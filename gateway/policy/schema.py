@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from gateway.policy.countries import ISO_3166_ALPHA2
+from gateway.policy.countries import ISO_3166_ALPHA2, country_hint
 from gateway.policy.guards_schema import AdminSpec, Budget, CacheSpec, DeploymentCaps, RateLimits, StateSpec
 from gateway.policy.network_schema import HealthSpec, ProxySetting, TlsSpec
 from gateway.policy.retry_schema import RetrySpec, legacy_max_retries
@@ -25,7 +25,7 @@ Endpoint = Literal["chat", "completions", "embeddings"]
 
 def _country(value: str) -> str:
     if value not in ISO_3166_ALPHA2:
-        raise ValueError(f"{value!r} is not an ISO 3166 country code")
+        raise ValueError(f"{value!r} is not an ISO 3166 country code{country_hint(value)}")
     return value
 
 
