@@ -39,7 +39,7 @@ def _test(args: argparse.Namespace) -> int:
     failed = [o for o in outcomes if o.problems]
     for outcome in failed:
         print(f"FAIL {outcome.where}: {outcome.name}", file=sys.stderr)
-        for line in [*(f"expected: {p}" for p in outcome.problems), *outcome.reasons]:
+        for line in [*(f"- {p}" for p in outcome.problems), *outcome.reasons]:
             print(f"    {line}", file=sys.stderr)
     if args.junit is not None and not _write_junit(args, outcomes):
         return 2
