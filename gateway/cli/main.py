@@ -10,6 +10,7 @@ from pathlib import Path
 
 import orjson
 
+from gateway.cli.policy_tools import add_policy_tools
 from gateway.routing.auth import hash_key
 from gateway.settings import EXAMPLE_POLICIES, Settings, default_policies
 
@@ -41,7 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--demo", action="store_true", help="start stand-in upstreams in process (no keys, no network)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.add_argument(
-        "--audit-log", default=None, metavar="PATH",
+        "--audit-log",
+        default=None,
+        metavar="PATH",
         help=f"audit trail: a file, '-' for stdout (the default; with --demo {DEMO_AUDIT_LOG}), 'off'",
     )
     serve.add_argument(
@@ -72,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--request", type=Path, required=True, help="a chat completion request body (JSON)")
     explain.add_argument("--data-class", default=None)
     explain.set_defaults(run=_explain)
+    add_policy_tools(policy)  # test, schema
 
     _router_parser(commands)
 
@@ -136,8 +140,9 @@ def _default_policies(quiet: bool) -> Path:
     (``gateway serve`` logs its own, once logging is set up)."""
     policies = default_policies()
     if policies == EXAMPLE_POLICIES and not quiet:
-        print(f"note: no ./policies here; using the example policies shipped in the package: {policies}",
-              file=sys.stderr)
+        print(
+            f"note: no ./policies here; using the example policies shipped in the package: {policies}", file=sys.stderr
+        )
     return policies
 
 

@@ -25,6 +25,7 @@ class Running(Protocol):
     routing: Routing
     metrics: Metrics
 
+
 log = logging.getLogger("gateway.reload")
 
 

@@ -16,6 +16,8 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
+from gateway.policy.hints import did_you_mean
+
 GLOB_CHARS = frozenset("*?[")
 
 
@@ -74,5 +76,6 @@ def alias_problems(
         if target not in routes and target not in models:
             yield (
                 name,
-                f"aliases.{name}: unknown route or model {target!r} (known routes: {', '.join(routes) or 'none'})",
+                f"aliases.{name}: unknown route or model {target!r}{did_you_mean(target, [*routes, *models])} "
+                f"(known routes: {', '.join(routes) or 'none'})",
             )

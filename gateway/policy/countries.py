@@ -255,3 +255,36 @@ ISO_3166_ALPHA2 = frozenset(
         "ZW",
     ]
 )
+
+# Codes people write that are not ISO 3166-1 alpha-2, and the code they mean.
+COMMON_MISTAKES = {
+    "UK": "GB",  # the United Kingdom is GB in ISO 3166
+    "EL": "GR",  # the EU's code for Greece
+    "EU": "",  # not a country: list the member states
+    "USA": "US",
+    "GBR": "GB",
+    "CHN": "CN",
+    "DEU": "DE",
+    "FRA": "FR",
+    "JPN": "JP",
+    "KOR": "KR",
+    "CAN": "CA",
+    "IND": "IN",
+    "CHE": "CH",
+    "NLD": "NL",
+    "IRL": "IE",
+    "ARE": "AE",
+    "SGP": "SG",
+    "AUS": "AU",
+}
+
+
+def country_hint(value: str) -> str:
+    """A hint for a value that is not an ISO 3166 code: `` (did you mean 'GB'?)``, or ``""``."""
+    upper = value.upper()
+    if upper in COMMON_MISTAKES:
+        meant = COMMON_MISTAKES[upper]
+        return f" (did you mean {meant!r}?)" if meant else " (a region, not a country: list its countries)"
+    if upper in ISO_3166_ALPHA2:
+        return f" (did you mean {upper!r}? codes are upper case)"
+    return ""

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
-from gateway.policy.countries import ISO_3166_ALPHA2
+from gateway.policy.countries import ISO_3166_ALPHA2, country_hint
 from gateway.policy.guards_schema import AdminSpec, Budget, CacheSpec, DeploymentCaps, RateLimits, StateSpec
 from gateway.policy.network_schema import HealthSpec, ProxySetting, TlsSpec
 from gateway.policy.retry_schema import RetrySpec, legacy_max_retries
@@ -25,7 +25,7 @@ Endpoint = Literal["chat", "completions", "embeddings"]
 
 def _country(value: str) -> str:
     if value not in ISO_3166_ALPHA2:
-        raise ValueError(f"{value!r} is not an ISO 3166 country code")
+        raise ValueError(f"{value!r} is not an ISO 3166 country code{country_hint(value)}")
     return value
 
 
@@ -35,8 +35,9 @@ def _sha256(value: str) -> str:
     return value
 
 
-Country = Annotated[str, AfterValidator(_country)]
-KeyHash = Annotated[str, AfterValidator(_sha256)]
+_COUNTRY_SCHEMA = {"type": "string", "enum": sorted(ISO_3166_ALPHA2), "description": "ISO 3166-1 alpha-2 code"}
+Country = Annotated[str, AfterValidator(_country), WithJsonSchema(_COUNTRY_SCHEMA)]
+KeyHash = Annotated[str, AfterValidator(_sha256), WithJsonSchema({"type": "string", "pattern": "^[0-9a-f]{64}$"})]
 Id = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@-]*$")]
 AliasName = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9*?\[][A-Za-z0-9._:/@*?\[\]!-]*$")]
 

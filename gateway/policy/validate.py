@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from gateway.policy.aliases import alias_problems
+from gateway.policy.hints import did_you_mean
 from gateway.policy.schema import PolicyFile
 
 Problem = tuple[str, str, str]  # (section, id, "section.id.path: message")
@@ -34,13 +35,13 @@ def _unknown(path: str, values: Iterable[str], known: Iterable[str], what: str) 
     known_set = set(known)
     for index, value in enumerate(values):
         if value not in known_set:
-            yield f"{path}[{index}]: unknown {what} {value!r}"
+            yield f"{path}[{index}]: unknown {what} {value!r}{did_you_mean(value, known_set)}"
 
 
 def _deployment(policy: PolicyFile, dep_id: str) -> Iterator[str]:
     dep = policy.deployments[dep_id]
     if dep.model not in policy.models:
-        yield f"deployments.{dep_id}.model: unknown model {dep.model!r}"
+        yield f"deployments.{dep_id}.model: unknown model {dep.model!r}{did_you_mean(dep.model, policy.models)}"
 
 
 def _route(policy: PolicyFile, route_id: str) -> Iterator[str]:
@@ -54,7 +55,8 @@ def _route(policy: PolicyFile, route_id: str) -> Iterator[str]:
             yield f"routes.{route_id}.tiers.{tier}: no candidate model has a deployment"
     yield from _unknown(f"routes.{route_id}.fallback", route.fallback, policy.models, "model")
     if route.baseline_model and route.baseline_model not in policy.models:
-        yield f"routes.{route_id}.baseline_model: unknown model {route.baseline_model!r}"
+        hint = did_you_mean(route.baseline_model, policy.models)
+        yield f"routes.{route_id}.baseline_model: unknown model {route.baseline_model!r}{hint}"
 
 
 def _tenant(policy: PolicyFile, name: str) -> Iterator[str]:
@@ -62,7 +64,8 @@ def _tenant(policy: PolicyFile, name: str) -> Iterator[str]:
     tenant = policy.tenants[name]
     path = f"tenants.{name}"
     if tenant.default_data_class not in classes:
-        yield f"{path}.default_data_class: unknown data class {tenant.default_data_class!r}"
+        hint = did_you_mean(tenant.default_data_class, classes)
+        yield f"{path}.default_data_class: unknown data class {tenant.default_data_class!r}{hint}"
     yield from _unknown(f"{path}.allow_data_classes", tenant.allow_data_classes or (), classes, "data class")
     yield from _unknown(f"{path}.allow_models", tenant.allow_models or (), policy.models, "model")
     yield from _unknown(f"{path}.deny_models", tenant.deny_models, policy.models, "model")
@@ -73,16 +76,19 @@ def _tenant(policy: PolicyFile, name: str) -> Iterator[str]:
 
 
 def _shared_keys(policy: PolicyFile) -> Iterator[Problem]:
-    seen: dict[str, str] = {}
+    seen: dict[str, tuple[str, str]] = {}  # sha256 -> (tenant, path) where it is written first
     admin = {k.sha256 for k in policy.admin.keys} if policy.admin else set()
     for name, tenant in policy.tenants.items():
         for index, key in enumerate(tenant.keys):
+            here = f"tenants.{name}.keys[{index}]"
             if key.sha256 in seen:
+                owner, first = seen[key.sha256]
                 yield (
                     "tenants",
                     name,
-                    f"tenants.{name}.keys[{index}]: the same key already belongs to tenant {seen[key.sha256]!r}",
+                    f"{here}.sha256: duplicate key hash: the same sha256 is already {first} "
+                    f"(the same key already belongs to tenant {owner!r}); give each key its own secret",
                 )
             if key.sha256 in admin:
-                yield "tenants", name, f"tenants.{name}.keys[{index}]: an admin key may not also be a tenant key"
-            seen[key.sha256] = name
+                yield "tenants", name, f"{here}: an admin key may not also be a tenant key"
+            seen.setdefault(key.sha256, (name, here))

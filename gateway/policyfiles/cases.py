@@ -1,25 +1,32 @@
 """Example cases that ship next to the policies: request in, expected decision out.
 
-``policies/cases/*.yaml`` holds ``cases:``, each with a tenant, a request body and what must
-hold of the decision. ``gateway policy check`` and the test suite run them. Credentials are
-ignored here (every deployment counts as available): cases test the policy, not the shell.
+``DIR/cases/*.yaml`` holds ``cases:``, each with a tenant, a request (a full body under ``request:``
+or just its ``features:``) and what must hold of the decision. ``gateway policy test`` and
+``gateway policy check`` run them. Credentials are ignored here (every deployment counts as
+available): cases test the policy, not the shell. Nothing is called.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 from typing import Any
 
 import orjson
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from gateway.classify import load_default_classifier
+from gateway.classify.base import Classifier
 from gateway.errors import GatewayError
 from gateway.policy.decide import Decision, decide, refusal
 from gateway.policy.policy_set import PolicySet
+from gateway.policyfiles.case_features import Features, FixedTier, body_of
+from gateway.policyfiles.yaml_lines import LineMap, load_with_lines
 from gateway.routing.normalize import normalize
+
+CASES_DIR = "cases"  # DIR/cases/*.yaml
 
 
 class Expect(BaseModel):
@@ -39,8 +46,15 @@ class Case(BaseModel):
     tenant: str
     data_class: str | None = None
     endpoint: str = "chat"
-    request: dict[str, Any]
+    request: dict[str, Any] | None = Field(None, description="a full request body")
+    features: Features | None = Field(None, description="or just the request's features")
     expect: Expect
+
+    @model_validator(mode="after")
+    def _one_request(self) -> Case:
+        if (self.request is None) == (self.features is None):
+            raise ValueError("give either request (a full body) or features, not both")
+        return self
 
 
 class CaseFile(BaseModel):
@@ -48,34 +62,91 @@ class CaseFile(BaseModel):
     cases: list[Case]
 
 
+@dataclasses.dataclass(frozen=True)
+class CaseOutcome:
+    """One case run: what failed (empty: it passed) and the decision's reasons, for the failure report."""
+
+    file: Path
+    line: int | None
+    name: str
+    problems: list[str]
+    reasons: list[str] = dataclasses.field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line}" if self.line else str(self.file)
+
+
+def case_files(directory: Path) -> list[Path]:
+    return sorted(directory.glob("*.y*ml")) if directory.is_dir() else []
+
+
 def run_cases(policy: PolicySet, directory: Path) -> list[str]:
     """Return one line per failed expectation (empty when all pass)."""
-    if not directory.is_dir():
-        return []
+    return [
+        f"{outcome.where}: case {outcome.name!r}: {problem}"
+        for outcome in run_case_files(policy, directory)
+        for problem in outcome.problems
+    ]
+
+
+def run_case_files(policy: PolicySet, directory: Path) -> list[CaseOutcome]:
     policy = _all_available(policy)
-    failures: list[str] = []
-    for path in sorted(directory.glob("*.y*ml")):
+    outcomes: list[CaseOutcome] = []
+    for path in case_files(directory):
         try:
-            case_file = CaseFile.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
-        except (yaml.YAMLError, ValidationError) as exc:
-            failures.append(f"{path}: invalid case file: {exc}")
+            raw, lines = load_with_lines(path.read_text(encoding="utf-8"))
+            case_file = CaseFile.model_validate(raw)
+        except (OSError, UnicodeDecodeError, yaml.YAMLError, ValidationError) as exc:
+            outcomes.append(CaseOutcome(path, None, "(the file)", [f"invalid case file: {exc}"]))
             continue
-        for case in case_file.cases:
-            failures.extend(f"{path}: case {case.name!r}: {problem}" for problem in run_case(policy, case))
-    return failures
+        outcomes.extend(_run_timed(policy, case, path, lines, i) for i, case in enumerate(case_file.cases))
+    return outcomes
 
 
-def run_case(policy: PolicySet, case: Case) -> list[str]:
+def _run_timed(policy: PolicySet, case: Case, path: Path, lines: LineMap, index: int) -> CaseOutcome:
+    start = time.perf_counter()
+    problems, reasons = run_case(policy, case)
+    line = lines.line_of(f"cases[{index}]")
+    return CaseOutcome(path, line, case.name, problems, reasons, time.perf_counter() - start)
+
+
+def run_case(policy: PolicySet, case: Case) -> tuple[list[str], list[str]]:
+    """(failed expectations, the decision's reasons)."""
     if case.tenant not in policy.tenants:
-        return [f"unknown tenant {case.tenant!r}"]
-    headers = {"x-gateway-data-class": case.data_class} if case.data_class else {}
+        return [f"unknown tenant {case.tenant!r}; known: {', '.join(policy.tenants)}"], []
+    features = case.features
+    data_class = (features.data_class if features else None) or case.data_class
+    headers = {"x-gateway-data-class": data_class} if data_class else {}
+    body = body_of(features) if features else case.request
+    classifier: Classifier = (
+        FixedTier(policy, features.tier) if features and features.tier else load_default_classifier()
+    )
+    decision: Decision | None = None
     try:
-        request = normalize(case.endpoint, orjson.dumps(case.request), headers, aliases=policy.aliases)  # type: ignore[arg-type]
-        decision = decide(policy, case.tenant, request, load_default_classifier())
+        request = normalize(case.endpoint, orjson.dumps(body), headers, aliases=policy.aliases)  # type: ignore[arg-type]
+        decision = decide(policy, case.tenant, request, classifier)
         error: GatewayError | None = refusal(decision)
     except GatewayError as exc:
-        decision, error = None, exc
-    return _compare(case.expect, decision, error)
+        error = exc
+    return _compare(case.expect, decision, error), reasons(decision, error)
+
+
+def reasons(decision: Decision | None, error: GatewayError | None) -> list[str]:
+    """The decision in a few lines: route, tier and score, data class, order, and why each candidate was denied."""
+    lines = [f"error {error.code}: {error.message}"] if error else []
+    if decision is None:
+        return lines
+    score = f" (score {decision.complexity.score:.3f})" if decision.complexity else ""
+    lines.append(
+        f"decision: model {decision.requested_model!r} -> route {decision.route}, tier {decision.tier}{score}, "
+        f"data class {decision.data_class}, order {[d.id for d in decision.ranked]}"
+    )
+    for verdict in decision.verdicts:
+        why = "; ".join(f"{v.rule}: {v.message}" for v in verdict.violations)
+        lines.append(f"  {verdict.deployment.id}: " + (f"denied: {why}" if why else "allowed"))
+    return lines
 
 
 def _compare(expect: Expect, decision: Decision | None, error: GatewayError | None) -> list[str]:

@@ -1,14 +1,16 @@
 """Read a policy directory into a :class:`PolicySet`, or report every problem at once.
 
-Problems name the file, the path inside it and what is wrong, e.g.
-``policies/tenants.yaml: tenants.acme.deny_origins[0]: 'CNN' is not an ISO 3166 country code``.
+Problems name the file, the line, the path inside the file and what is wrong, e.g.
+``policies/tenants.yaml:12: tenants.acme.deny_origins[0]: 'UK' is not an ISO 3166 country code (did you mean 'GB'?)``.
+Schema errors do not hide reference errors: the entries that validate are cross-checked in the same run.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +19,12 @@ from pydantic import ValidationError
 
 from gateway.policy.aliases import Aliases
 from gateway.policy.guards_schema import StateSpec
+from gateway.policy.hints import did_you_mean
 from gateway.policy.policy_set import Deployment, PolicySet
 from gateway.policy.schema import DataClassSpec, Limits, PolicyFile, Price, RouteSpec
 from gateway.policy.validate import cross_check
+from gateway.policyfiles.field_names import fields_at
+from gateway.policyfiles.yaml_lines import LineMap, dotted, load_with_lines
 from gateway.upstream.providers.network import tls_problem
 
 SECTIONS = ("models", "deployments", "tenants", "data_classes", "routes", "aliases")
@@ -40,6 +45,17 @@ def policy_files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
 
 
+@dataclass(frozen=True)
+class _Parsed:
+    """One file: what validated (all of it, or the entries that did), where each path is written, and
+    the (section, id) entries that did not validate (reference checks must not blame their absence)."""
+
+    path: Path
+    policy: PolicyFile | None
+    lines: LineMap
+    broken: frozenset[tuple[str, str]] = frozenset()
+
+
 def load_policy_dir(directory: Path | str, env: Mapping[str, str]) -> PolicySet:
     directory = Path(directory)
     if not directory.is_dir():
@@ -48,44 +64,98 @@ def load_policy_dir(directory: Path | str, env: Mapping[str, str]) -> PolicySet:
     if not files:
         raise PolicyError([f"{directory}: no *.yaml policy files"])
     problems: list[str] = []
-    parsed = [(path, _parse_file(path, env, problems)) for path in files]
-    merged, defined_in = _merge([(p, f) for p, f in parsed if f is not None], problems)
-    if problems:
-        raise PolicyError(problems)
-    problems.extend(f"{defined_in[section, key]}: {message}" for section, key, message in cross_check(merged))
+    parsed = [_parse_file(path, env, problems) for path in files]
+    merged, defined_in = _merge(parsed, problems)
+    lines = {p.path: p.lines for p in parsed}
+    if all(p.policy is not None for p in parsed):  # references into an unreadable file cannot be judged
+        broken = frozenset().union(*(p.broken for p in parsed))
+        problems.extend(
+            located(defined_in[section, key], lines[defined_in[section, key]], message)
+            for section, key, message in cross_check(merged)
+            if not _follows_from(message, broken)
+        )
     for dep_id, spec in merged.deployments.items():
         if spec.tls is not None and (problem := tls_problem(spec.tls)) is not None:
-            problems.append(f"{defined_in['deployments', dep_id]}: deployments.{dep_id}.tls: {problem}")
+            path = defined_in["deployments", dep_id]
+            problems.append(located(path, lines[path], f"deployments.{dep_id}.tls: {problem}"))
     if problems:
         raise PolicyError(problems)
     return _compile(merged, directory, _revision(files), env)
 
 
-def _parse_file(path: Path, env: Mapping[str, str], problems: list[str]) -> PolicyFile | None:
+def located(path: Path, lines: LineMap, message: str) -> str:
+    """``file:line: path.in.file: message`` (``file: ...`` when the line is not known)."""
+    where = lines.line_of(message.partition(": ")[0])
+    return f"{path}:{where}: {message}" if where else f"{path}: {message}"
+
+
+def _follows_from(message: str, broken: frozenset[tuple[str, str]]) -> bool:
+    """Whether a reference problem only repeats that an entry reported invalid was left out."""
+    if any(section in ("models", "deployments") for section, _ in broken) and "has a deployment" in message:
+        return True
+    return "unknown " in message and any(f"{key!r}" in message for _, key in broken)
+
+
+def _parse_file(path: Path, env: Mapping[str, str], problems: list[str]) -> _Parsed:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw, lines = load_with_lines(path.read_text(encoding="utf-8"))
+    except yaml.MarkedYAMLError as exc:
+        line = f":{exc.problem_mark.line + 1}" if exc.problem_mark else ""
+        problems.append(f"{path}{line}: cannot read YAML: {exc.problem or exc}")
+        return _Parsed(path, None, LineMap())
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         problems.append(f"{path}: cannot read YAML: {exc}")
-        return None
+        return _Parsed(path, None, LineMap())
+    problems.extend(f"{path}:{line}: {key}: written twice in this file (YAML keeps only the last)"
+                    for key, line in lines.duplicates)  # fmt: skip
     if raw is None:
-        return PolicyFile()
+        return _Parsed(path, PolicyFile(), lines)
     if not isinstance(raw, dict):
         problems.append(f"{path}: the top level must be a mapping of sections ({', '.join(SECTIONS + SINGLETONS)})")
-        return None
-    raw = _substitute(raw, env, path, (), problems)
+        return _Parsed(path, None, lines)
+    raw = _substitute(raw, env, (path, lines), (), problems)
     try:
-        return PolicyFile.model_validate(raw)
+        return _Parsed(path, PolicyFile.model_validate(raw), lines)
     except ValidationError as exc:
-        problems.extend(f"{path}: {_loc(err['loc'])}: {_msg(err)}" for err in exc.errors())
-        return None
+        problems.extend(located(path, lines, f"{dotted(err['loc'])}: {_msg(err)}") for err in exc.errors())
+        policy, broken = _salvage(raw)
+        return _Parsed(path, policy, lines, broken)
 
 
-def _substitute(value: Any, env: Mapping[str, str], path: Path, loc: tuple[Any, ...], problems: list[str]) -> Any:
+def _salvage(raw: dict[str, Any]) -> tuple[PolicyFile, frozenset[tuple[str, str]]]:
+    """The entries of a file that validate one by one, so the reference checks still run on them."""
+    kept: dict[str, Any] = {}
+    broken: set[tuple[str, str]] = set()
+    for section in SECTIONS:
+        entries = raw.get(section)
+        if not isinstance(entries, dict):
+            continue
+        kept[section] = {}
+        for key, value in entries.items():
+            if _valid({section: {key: value}}):
+                kept[section][key] = value
+            else:
+                broken.add((section, str(key)))
+    kept.update({name: raw[name] for name in SINGLETONS if name in raw and _valid({name: raw[name]})})
+    return PolicyFile.model_validate(kept), frozenset(broken)
+
+
+def _valid(raw: dict[str, Any]) -> bool:
+    try:
+        PolicyFile.model_validate(raw)
+    except ValidationError:
+        return False
+    return True
+
+
+def _substitute(
+    value: Any, env: Mapping[str, str], where: tuple[Path, LineMap], loc: tuple[Any, ...], problems: list[str]
+) -> Any:
     """Replace ``${NAME}`` and ``${NAME:-default}`` in every string value."""
     if isinstance(value, dict):
-        return {k: _substitute(v, env, path, (*loc, k), problems) for k, v in value.items()}
+        return {k: _substitute(v, env, where, (*loc, k), problems) for k, v in value.items()}
     if isinstance(value, list):
-        return [_substitute(v, env, path, (*loc, i), problems) for i, v in enumerate(value)]
+        return [_substitute(v, env, where, (*loc, i), problems) for i, v in enumerate(value)]
     if not isinstance(value, str) or "${" not in value:
         return value
 
@@ -95,25 +165,18 @@ def _substitute(value: Any, env: Mapping[str, str], path: Path, loc: tuple[Any, 
             return env[name]
         if default is not None:
             return default
-        problems.append(f"{path}: {_loc(loc)}: environment variable {name} is not set")
+        problems.append(located(*where, f"{dotted(loc)}: environment variable {name} is not set"))
         return ""
 
     return _ENV_REF.sub(replace, value)
 
 
-def _loc(loc: Iterable[Any]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out or "(top level)"
-
-
 def _msg(err: Mapping[str, Any]) -> str:
     if err["type"] == "extra_forbidden":
-        return "unknown field (check the spelling)"
+        *parent, name = err["loc"]
+        known = fields_at(parent)
+        hint = did_you_mean(str(name), known) or (f" (allowed here: {', '.join(known)})" if known else "")
+        return f"unknown field {str(name)!r}{hint}"
     message = str(err["msg"])
     for prefix in ("Value error, ", "Assertion failed, "):
         message = message.removeprefix(prefix)
@@ -122,15 +185,21 @@ def _msg(err: Mapping[str, Any]) -> str:
     return message
 
 
-def _merge(files: list[tuple[Path, PolicyFile]], problems: list[str]) -> tuple[PolicyFile, dict[tuple[str, str], Path]]:
+def _merge(files: list[_Parsed], problems: list[str]) -> tuple[PolicyFile, dict[tuple[str, str], Path]]:
     sections: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
     origin: dict[tuple[str, str], Path] = {}
     singletons: dict[str, Any] = {}
-    for path, policy_file in files:
+    lines = {f.path: f.lines for f in files}
+    for parsed in files:
+        path, policy_file = parsed.path, parsed.policy
+        if policy_file is None:
+            continue
         for name in SECTIONS:
             for key, spec in getattr(policy_file, name).items():
                 if (name, key) in origin:
-                    problems.append(f"{path}: {name}.{key}: already defined in {origin[name, key]}")
+                    first = origin[name, key]
+                    at = lines[first].line_of(f"{name}.{key}")
+                    problems.append(located(path, parsed.lines, f"{name}.{key}: already defined in {first}:{at}"))
                     continue
                 origin[name, key] = path
                 sections[name][key] = spec
@@ -139,7 +208,7 @@ def _merge(files: list[tuple[Path, PolicyFile]], problems: list[str]) -> tuple[P
             if value is None:
                 continue
             if name in singletons:
-                problems.append(f"{path}: {name}: already defined in {origin['', name]}")
+                problems.append(located(path, parsed.lines, f"{name}: already defined in {origin['', name]}"))
                 continue
             singletons[name], origin["", name] = value, path
     return PolicyFile(**sections, **singletons), origin

@@ -91,7 +91,7 @@ def test_the_loader_names_the_file_and_key_of_a_bad_alias(tmp_path: Path) -> Non
         load_policy_dir(directory, {})
     problems = raised.value.problems
     assert any(
-        p.startswith(f"{directory / 'aliases.yaml'}: aliases.claude-*: unknown route or model") for p in problems
+        p.startswith(f"{directory / 'aliases.yaml'}:2: aliases.claude-*: unknown route or model") for p in problems
     )
     assert any("aliases.us-open: shadows the model" in p for p in problems)
 

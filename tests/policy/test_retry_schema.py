@@ -70,7 +70,7 @@ def test_a_bad_max_retries_names_the_key(tmp_path: Path, legacy: object) -> None
         ({"attempts": "many"}, "retry.attempts", "integer"),
         ({"backoff_seconds": -0.1}, "retry.backoff_seconds", "greater than or equal to 0"),
         ({"max_backoff_seconds": 301}, "retry.max_backoff_seconds", "less than or equal to 300"),
-        ({"attempt": 3}, "retry.attempt", "unknown field (check the spelling)"),
+        ({"attempt": 3}, "retry.attempt", "unknown field 'attempt' (did you mean 'attempts'?)"),
         ({"backoff_seconds": 1.0, "max_backoff_seconds": 0.5}, "retry", "must not be below backoff_seconds (1)"),
         ("3", "retry", "valid dictionary"),
     ],

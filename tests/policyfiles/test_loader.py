@@ -45,7 +45,7 @@ def test_catalog_covers_the_vendors_ops_ask_about() -> None:
 def test_bad_country_names_file_path_and_value(tmp_path: Path) -> None:
     small_policy(tmp_path, URLS, tenants={"acme": tenant("k", deny_origins=["CNN"])})
     assert (
-        f"{tmp_path / 'tenants.yaml'}: tenants.acme.deny_origins[0]: 'CNN' is not an ISO 3166 country code"
+        f"{tmp_path / 'tenants.yaml'}:7: tenants.acme.deny_origins[0]: 'CNN' is not an ISO 3166 country code"
         in problems(tmp_path)
     )
 
@@ -53,7 +53,8 @@ def test_bad_country_names_file_path_and_value(tmp_path: Path) -> None:
 def test_typo_in_a_field_is_rejected_with_its_path(tmp_path: Path) -> None:
     small_policy(tmp_path, URLS, tenants={"acme": {**tenant("k"), "deny_origin": ["CN"]}})
     assert problems(tmp_path) == [
-        f"{tmp_path / 'tenants.yaml'}: tenants.acme.deny_origin: unknown field (check the spelling)"
+        f"{tmp_path / 'tenants.yaml'}:6: tenants.acme.deny_origin: unknown field 'deny_origin' "
+        "(did you mean 'deny_origins'?)"
     ]
 
 
@@ -64,8 +65,13 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
         tenants={"a": tenant("k1", deny_origins=["XX"]), "b": tenant("k2", allow_jurisdictions=["ZZ"])},
         routes={"auto": {"tiers": {"simple": ["cn-open"], "standard": ["nope"], "complex": ["frontier"]}}},
     )
-    found = problems(tmp_path)
-    assert len(found) == 2 and all("tenants.yaml" in p for p in found)
+    found = problems(tmp_path)  # schema errors and reference errors in one run (issue #19)
+    assert [p.split(": ", 1)[1] for p in found] == [
+        "tenants.a.deny_origins[0]: 'XX' is not an ISO 3166 country code",
+        "tenants.b.allow_jurisdictions[0]: 'ZZ' is not an ISO 3166 country code",
+        "routes.auto.tiers.standard[0]: unknown model 'nope'",
+        "routes.auto.tiers.standard: no candidate model has a deployment",
+    ]
 
 
 def test_cross_references_name_the_file_that_holds_them(tmp_path: Path) -> None:
@@ -75,8 +81,8 @@ def test_cross_references_name_the_file_that_holds_them(tmp_path: Path) -> None:
         routes={"auto": {"tiers": {"simple": ["cn-open"], "standard": ["nope"], "complex": ["frontier"]}}},
     )
     assert problems(tmp_path) == [
-        f"{tmp_path / 'routes.yaml'}: routes.auto.tiers.standard[0]: unknown model 'nope'",
-        f"{tmp_path / 'routes.yaml'}: routes.auto.tiers.standard: no candidate model has a deployment",
+        f"{tmp_path / 'routes.yaml'}:7: routes.auto.tiers.standard[0]: unknown model 'nope'",
+        f"{tmp_path / 'routes.yaml'}:6: routes.auto.tiers.standard: no candidate model has a deployment",
     ]
 
 
