@@ -10,6 +10,7 @@ from pathlib import Path
 
 import orjson
 
+from gateway.cli.policy_proof import add_proof_commands
 from gateway.routing.auth import hash_key
 from gateway.settings import EXAMPLE_POLICIES, Settings, default_policies
 
@@ -72,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--request", type=Path, required=True, help="a chat completion request body (JSON)")
     explain.add_argument("--data-class", default=None)
     explain.set_defaults(run=_explain)
+    add_proof_commands(policy)  # verify, diff
 
     _router_parser(commands)
 
