@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from gateway.cli.policy_proof import BAD_INPUT, load
+from gateway.cli.policy_load import BAD_INPUT, load
 from gateway.policy.policy_set import PolicySet
 from gateway.policy.proof_diff import CellChange, diff_cells
 from gateway.policy.verify import prove

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 import orjson
 
-from gateway.policy.policy_set import PolicySet
-
-BAD_INPUT = 2  # a directory that does not load, a revision git does not know: nothing was proved
+from gateway.cli.policy_load import BAD_INPUT, load
 
 
 def add_proof_commands(policy: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,19 +28,6 @@ def add_proof_commands(policy: argparse._SubParsersAction[argparse.ArgumentParse
     diff.add_argument("--json", action="store_true", help="the diff as JSON on stdout")
     diff.add_argument("--fail-on-change", action="store_true", help="exit 1 when anything would route differently")
     diff.set_defaults(run=_diff)
-
-
-def load(directory: Path) -> PolicySet | None:
-    """The policy set, or None after printing every problem on stderr."""
-    from gateway.policyfiles.loader import PolicyError, load_policy_dir
-
-    try:
-        return load_policy_dir(directory, os.environ)
-    except PolicyError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        print(f"{len(exc.problems)} problem(s) in {directory}: nothing verified", file=sys.stderr)
-        return None
 
 
 def _verify(args: argparse.Namespace) -> int:
