@@ -11,6 +11,7 @@ from pathlib import Path
 import orjson
 
 from gateway.cli.policy_tools import add_policy_tools
+from gateway.cli.policy_proof import add_proof_commands
 from gateway.routing.auth import hash_key
 from gateway.settings import EXAMPLE_POLICIES, Settings, default_policies
 
@@ -76,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--data-class", default=None)
     explain.set_defaults(run=_explain)
     add_policy_tools(policy)  # test, schema
+    add_proof_commands(policy)  # verify, diff
 
     _router_parser(commands)
 

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 from gateway.policy.countries import ISO_3166_ALPHA2, country_hint
+from gateway.policy.guarantees_schema import Guarantees
 from gateway.policy.guards_schema import AdminSpec, Budget, CacheSpec, DeploymentCaps, RateLimits, StateSpec
 from gateway.policy.network_schema import HealthSpec, ProxySetting, TlsSpec
 from gateway.policy.retry_schema import RetrySpec, legacy_max_retries
@@ -144,6 +145,7 @@ class TenantSpec(Strict):
     limits: RateLimits | None = None
     budget: Budget | None = None
     cache: CacheSpec | None = None  # cache this tenant's non-streaming answers
+    guarantees: Guarantees | None = None  # what `gateway policy verify` proves (never read by routing)
 
 
 class DataClassSpec(Strict):

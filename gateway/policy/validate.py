@@ -70,6 +70,12 @@ def _tenant(policy: PolicyFile, name: str) -> Iterator[str]:
     yield from _unknown(f"{path}.allow_models", tenant.allow_models or (), policy.models, "model")
     yield from _unknown(f"{path}.deny_models", tenant.deny_models, policy.models, "model")
     yield from _unknown(f"{path}.allow_routes", tenant.allow_routes or (), policy.routes, "route")
+    if tenant.guarantees is not None:
+        promised = tenant.guarantees
+        yield from _unknown(f"{path}.guarantees.never_models", promised.never_models, policy.models, "model")
+        yield from _unknown(
+            f"{path}.guarantees.self_hosted_data_classes", promised.self_hosted_data_classes, classes, "data class"
+        )
     allowed = tenant.allow_data_classes
     if allowed is not None and tenant.default_data_class not in allowed:
         yield f"{path}.default_data_class: {tenant.default_data_class!r} is not in allow_data_classes"

@@ -1,0 +1,24 @@
+"""Loading a policy directory for the proof commands: the set, or every problem printed and None."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from gateway.policy.policy_set import PolicySet
+
+BAD_INPUT = 2  # a directory that does not load, a revision git does not know: nothing was proved
+
+
+def load(directory: Path) -> PolicySet | None:
+    """The policy set, or None after printing every problem on stderr."""
+    from gateway.policyfiles.loader import PolicyError, load_policy_dir
+
+    try:
+        return load_policy_dir(directory, os.environ)
+    except PolicyError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(f"{len(exc.problems)} problem(s) in {directory}: nothing verified", file=sys.stderr)
+        return None
