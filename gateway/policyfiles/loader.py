@@ -16,13 +16,15 @@ import yaml
 from pydantic import ValidationError
 
 from gateway.policy.aliases import Aliases
+from gateway.policy.detect import Detection
+from gateway.policy.detect_custom import compile_custom
 from gateway.policy.guards_schema import StateSpec
 from gateway.policy.policy_set import Deployment, PolicySet
 from gateway.policy.schema import DataClassSpec, Limits, PolicyFile, Price, RouteSpec
 from gateway.policy.validate import cross_check
 from gateway.upstream.providers.network import tls_problem
 
-SECTIONS = ("models", "deployments", "tenants", "data_classes", "routes", "aliases")
+SECTIONS = ("models", "deployments", "tenants", "data_classes", "routes", "aliases", "detectors")
 SINGLETONS = ("limits", "state", "admin")  # sections that are one object, written in at most one file
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 DEFAULT_DATA_CLASSES = {"public": DataClassSpec(description="implicit: no data_classes defined")}
@@ -180,6 +182,12 @@ def _compile(merged: PolicyFile, directory: Path, revision: str, env: Mapping[st
     for dep in deployments.values():
         by_model.setdefault(dep.model_id, []).append(dep.id)
     data_classes = dict(merged.data_classes) or DEFAULT_DATA_CLASSES
+    rank = {name: index for index, name in enumerate(data_classes)}
+    detection = Detection.of(
+        {name: compile_custom(pattern) for name, pattern in merged.detectors.items()},
+        {name: spec.detect for name, spec in data_classes.items()},
+        rank,
+    )
     return PolicySet(
         revision=revision,
         source=str(directory),
@@ -189,7 +197,7 @@ def _compile(merged: PolicyFile, directory: Path, revision: str, env: Mapping[st
         tenants=dict(merged.tenants),
         tenant_by_key_hash={k.sha256: t for t, spec in merged.tenants.items() for k in spec.keys},
         data_classes=data_classes,
-        data_class_rank={name: rank for rank, name in enumerate(data_classes)},
+        data_class_rank=rank,
         routes={route_id: _resolve_shares(route) for route_id, route in merged.routes.items()},
         baseline_prices={
             name: price
@@ -203,6 +211,7 @@ def _compile(merged: PolicyFile, directory: Path, revision: str, env: Mapping[st
         admin_key_hashes=frozenset(k.sha256 for k in merged.admin.keys) if merged.admin else frozenset(),
         metrics_key_hashes=frozenset(k.sha256 for k in merged.admin.metrics_keys) if merged.admin else frozenset(),
         warnings=tuple(warnings),
+        detection=detection,
     )
 
 
