@@ -26,7 +26,34 @@ from typing import Any, Final
 
 from gateway.policy.detect_checks import IBAN_LENGTHS, card_ok, iban_ok, ssn_ok
 
-Finder = Callable[[str], bool]
+Finder = Callable[["Scanned"], bool]
+_DIGITS = frozenset("0123456789")
+# A run of digits and the separators numbers are written with. Card numbers, SSNs and phone numbers lie inside
+# such a run of eight characters or more, so their patterns read only those runs (with the characters around
+# them) instead of the whole text. One character class repeated: the engine's fastest loop, no backtracking.
+_NUMBER = re.compile(r"[+(0-9][0-9 ().+/-]*")
+
+
+class Scanned:
+    """One request's text as the detectors read it; the runs of digits are found once, on first use."""
+
+    __slots__ = ("_numbers", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._numbers: str | None = None
+
+    @property
+    def numbers(self) -> str:
+        """Each run of eight characters or more, with two characters either side (for the patterns' boundaries),
+        one a line: the numeric detectors read this once instead of the whole text."""
+        if self._numbers is None:
+            text = self.text
+            self._numbers = "\n".join(
+                text[max(0, m.start() - 2) : m.end() + 2] for m in _NUMBER.finditer(text) if m.end() - m.start() >= 8
+            )
+        return self._numbers
+
 
 # the local part's last character, then the domain: the scan looks for "@" only (a fast literal search)
 _EMAIL = re.compile(
@@ -35,28 +62,24 @@ _EMAIL = re.compile(
 )
 
 
-def has_email(text: str) -> bool:
-    return "@" in text and _EMAIL.search(text) is not None
+def has_email(scanned: Scanned) -> bool:
+    return "@" in scanned.text and _EMAIL.search(scanned.text) is not None
 
 
-# Each pattern starts with the character class it needs, so the engine skips to candidates in C; the
-# boundary before the match is a lookbehind after that first character.
+# Each pattern starts with the character class it needs, and the boundary before the match is a lookbehind
+# after that first character.
 _CARD = re.compile(r"[0-9](?<![0-9.,/-][0-9])(?:[ -]?[0-9]){12,18}(?![0-9]|[.,/-][0-9])")
 
 
-def has_card(text: str) -> bool:
-    for match in _CARD.finditer(text):
-        digits = match.group().replace(" ", "").replace("-", "")
-        if card_ok(digits):
-            return True
-    return False
+def has_card(scanned: Scanned) -> bool:
+    return any(card_ok(m.group().replace(" ", "").replace("-", "")) for m in _CARD.finditer(scanned.numbers))
 
 
 _IBAN = re.compile(r"([A-Z](?<![A-Za-z0-9][A-Z])[A-Z])([0-9]{2})((?: ?[A-Z0-9]){11,30})(?![a-z0-9])")
 
 
-def has_iban(text: str) -> bool:
-    for match in _IBAN.finditer(text):
+def has_iban(scanned: Scanned) -> bool:
+    for match in _IBAN.finditer(scanned.text):
         length = IBAN_LENGTHS.get(match.group(1))
         if length is None:
             continue
@@ -66,26 +89,26 @@ def has_iban(text: str) -> bool:
     return False
 
 
-_SSN = re.compile(r"([0-9](?<![\w.-][0-9])[0-9]{2})([- ])([0-9]{2})\2([0-9]{4})(?![\w-]|\.[0-9])")
+_SSN = re.compile(r"([0-9](?<![\w.,-][0-9])[0-9]{2})([- ])([0-9]{2})\2([0-9]{4})(?![\w-]|[.,][0-9])")
 
 
-def has_us_ssn(text: str) -> bool:
-    return any(ssn_ok(m.group(1), m.group(3), m.group(4)) for m in _SSN.finditer(text))
+def has_us_ssn(scanned: Scanned) -> bool:
+    return any(ssn_ok(m[1], m[3], m[4]) for m in _SSN.finditer(scanned.numbers))
 
 
 _E164 = re.compile(r"\+(?<![\w+]\+)[1-9](?:[ .-]?\(?[0-9]\)?){7,14}(?![0-9]|[.-][0-9])")
 _NANP = re.compile(
-    r"[(0-9](?<![\w.#/+-][(0-9])(?:(?<=\()[0-9]{3}\) ?[0-9]{3}-|(?<=[0-9])[0-9]{2}([-. ])[0-9]{3}\1)[0-9]{4}"
-    r"(?![\w-]|[.:/][0-9])"
+    r"[(0-9](?<![\w.,#/+-][(0-9])(?:(?<=\()[0-9]{3}\) ?[0-9]{3}-|(?<=[0-9])[0-9]{2}([-. ])[0-9]{3}\1)[0-9]{4}"
+    r"(?![\w-]|[.,:/][0-9])"
 )
-_DIGITS = frozenset("0123456789")
-_TRUNK = re.compile(r"0(?<![\w.#/:+-]0)[0-9]{1,4}(?:[ -][0-9]{2,8}){1,4}(?![\w-]|[.:/][0-9])")
+_TRUNK = re.compile(r"0(?<![\w.,#/:+-]0)[0-9]{1,4}(?:[ -][0-9]{2,8}){1,4}(?![\w-]|[.,:/][0-9])")
 
 
-def has_phone(text: str) -> bool:
-    if _E164.search(text) is not None or _NANP.search(text) is not None:
+def has_phone(scanned: Scanned) -> bool:
+    numbers = scanned.numbers
+    if _E164.search(numbers) is not None or _NANP.search(numbers) is not None:
         return True
-    return any(9 <= sum(c in _DIGITS for c in m.group()) <= 12 for m in _TRUNK.finditer(text))
+    return any(9 <= sum(c in _DIGITS for c in m.group()) <= 12 for m in _TRUNK.finditer(numbers))
 
 
 BUILTIN: Final[Mapping[str, Finder]] = {
@@ -99,12 +122,13 @@ BUILTIN: Final[Mapping[str, Finder]] = {
 
 def pattern_finder(pattern: re.Pattern[str]) -> Finder:
     search = pattern.search
-    return lambda text: search(text) is not None
+    return lambda scanned: search(scanned.text) is not None
 
 
-def fired(finders: Mapping[str, Finder], names: tuple[str, ...], text: str) -> tuple[str, ...]:
+def fired(finders: Mapping[str, Finder], names: tuple[str, ...], text: str | Scanned) -> tuple[str, ...]:
     """The names of the detectors among ``names`` that find something in ``text``."""
-    return tuple(name for name in names if finders[name](text))
+    scanned = text if isinstance(text, Scanned) else Scanned(text)
+    return tuple(name for name in names if finders[name](scanned))
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,11 +170,11 @@ class Detection:
     def scan(self, text: str, declared: str, rank: Mapping[str, int]) -> Detected | None:
         """The most sensitive class above ``declared`` whose detectors find something in ``text``.
         Classes at or below ``declared`` are not scanned for: the class is never lowered."""
-        floor = rank[declared]
+        floor, scanned = rank[declared], Scanned(text)
         for escalation in self.escalations:
             if escalation.rank <= floor:
                 return None
-            names = fired(self.finders, escalation.detectors, text)
+            names = fired(self.finders, escalation.detectors, scanned)
             if names:
                 return Detected(escalation.data_class, declared, names)
         return None

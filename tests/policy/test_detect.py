@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.policy.detect import BUILTIN, Detected, Detection, fired
+from gateway.policy.detect import BUILTIN, Detected, Detection, Scanned, fired
 from gateway.policy.detect_checks import card_ok, iban_ok, luhn_ok, ssn_ok
 from gateway.policy.detect_custom import MAX_MATCH_CHARS, UnsafePattern, compile_custom
 
 
 def found(detector: str, text: str) -> bool:
-    return BUILTIN[detector](text)
+    return BUILTIN[detector](Scanned(text))
 
 
 @pytest.mark.parametrize(
