@@ -6,7 +6,8 @@ Runs the policy's detection (every detector its data classes list: the regulated
 built-in ones and a custom regex) the way ``decide`` does, on prose with numbers, dates, versions and
 prices that hold no personal data (``clean``: every detector scans the whole text) and on the same
 prose with a card number and an email address near its end (``hits``). Prints microseconds per
-request (p50, p99; CPU time of the thread, so a busy machine's waits are not counted), then the time of each detector alone on the 100 kB clean prompt, then three
+request (p50, p99; the thread's CPU time, so a busy machine's waits are not counted),
+then the time of each detector alone on the 100 kB clean prompt, then three
 hostile prompts (100 kB of digits, of ``a@``, of ``4 ``) that show the scan stays linear. No I/O.
 """
 
