@@ -41,3 +41,9 @@ class ChatRequest:
     traceparent: str | None = None  # the client's W3C trace context, passed on to the upstream
     requested_model: str | None = None  # the client's own name, when an alias resolved it to ``model``
     alias: str | None = None  # that alias as the policy writes it (the exact name or the pattern that matched)
+    whole_text: str | None = None  # the whole prompt text when ``text`` is cut to its ends (the detectors read it)
+
+    @property
+    def scanned_text(self) -> str:
+        """The text the personal-data detectors read: all of it, not the classifier's window."""
+        return self.text if self.whole_text is None else self.whole_text

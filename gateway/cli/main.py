@@ -10,8 +10,8 @@ from pathlib import Path
 
 import orjson
 
-from gateway.cli.policy_tools import add_policy_tools
 from gateway.cli.policy_proof import add_proof_commands
+from gateway.cli.policy_tools import add_policy_tools
 from gateway.routing.auth import hash_key
 from gateway.settings import EXAMPLE_POLICIES, Settings, default_policies
 

@@ -2,7 +2,8 @@
 
 Which vendor saw this request, and why: every candidate with allowed or denied and the rules,
 the deployment chosen, attempts and fallbacks, tokens (and why they are estimated, when they are),
-cost, counterfactual cost and the policy revision. Prompt and completion text appear only for
+cost, counterfactual cost and the policy revision; the personal-data detectors that raised the data class
+(their names and the class, never what they matched). Prompt and completion text appear only for
 tenants whose policy sets ``audit_content``.
 """
 
@@ -39,6 +40,7 @@ def audit_entry(rec: RequestRecord, candidates: Any = None) -> dict[str, Any]:
         "tier": rec.tier,
         "complexity_score": decision.complexity.score if decision and decision.complexity else None,
         "data_class": decision.data_class if decision else None,
+        "detected": decision.detected.to_json() if decision and decision.detected else None,  # never the text
         "candidates": candidate_list(decision.verdicts if decision else ()) if candidates is None else candidates,
         "deployment": dep.id if dep else None,
         "model": dep.model_id if dep else None,

@@ -11,6 +11,7 @@ from typing import Any
 
 from gateway.classify.base import Classifier, Complexity
 from gateway.errors import GatewayError, InvalidRequest, ModelNotFound, NotCapable, PolicyDenied, UpstreamUnavailable
+from gateway.policy.detect import Detected
 from gateway.policy.policy_set import Deployment, PolicySet, Violation
 from gateway.policy.rules import FIT_RULES, POLICY_RULES, Context, is_policy_rule
 from gateway.policy.schema import RouteSpec, TenantSpec, Thresholds, Tier
@@ -62,6 +63,7 @@ class Decision:
     ranked: tuple[Deployment, ...]  # allowed deployments in the order they will be tried
     resolved_model: str = ""  # the route or catalog model that name is: itself, or an alias's target
     alias: str | None = None  # the policy's alias (exact name or pattern) that resolved it, if any
+    detected: Detected | None = None  # personal data found that raised the data class (never the text)
 
     def to_json(self) -> dict[str, Any]:
         complexity = None
@@ -80,6 +82,7 @@ class Decision:
             "route": self.route,
             "tier": self.tier,
             "data_class": self.data_class,
+            "detected": self.detected.to_json() if self.detected else None,
             "policy_revision": self.revision,
             "complexity": complexity,
             "candidates": [v.to_json() for v in self.verdicts],
@@ -109,7 +112,8 @@ def decide(
     route = policy.routes.get(request.model)
     if route is None and request.model not in policy.models:
         raise ModelNotFound(f"The model {request.model!r} does not exist or is not served here.", param="model")
-    data_class = effective_data_class(policy, tenant_id, tenant, request.data_class)
+    detected = detect_data_class(policy, tenant, request)  # before classify: the class may change the candidates
+    data_class = effective_data_class(policy, tenant_id, tenant, request.data_class, detected)
     complexity: Complexity | None = None
     tier: Tier | None = None
     candidates: tuple[str, ...] = (request.model,)
@@ -148,11 +152,39 @@ def decide(
         ranked,
         request.model,
         request.alias,
+        detected,
     )
 
 
-def effective_data_class(policy: PolicySet, tenant_id: str, tenant: TenantSpec, asked: str | None) -> str:
-    """The request's class: the most sensitive of the tenant's default and every class the header names.
+def detect_data_class(policy: PolicySet, tenant: TenantSpec, request: ChatRequest) -> Detected | None:
+    """Personal data in the request's text that raises its class above what the tenant and header declare."""
+    if not policy.detection.escalations:
+        return None
+    declared = declared_data_class(policy, tenant, request.data_class)
+    return policy.detection.scan(request.scanned_text, declared, policy.data_class_rank)
+
+
+def effective_data_class(
+    policy: PolicySet, tenant_id: str, tenant: TenantSpec, asked: str | None, detected: Detected | None = None
+) -> str:
+    """The request's class: the most sensitive of the tenant's default, every class the header names and
+    the class the detectors raised it to (``detected``), checked against the tenant's allowed classes."""
+    data_class = declared_data_class(policy, tenant, asked)
+    if detected is not None and policy.data_class_rank[detected.data_class] > policy.data_class_rank[data_class]:
+        data_class = detected.data_class
+    allowed = tenant.allow_data_classes
+    if allowed is not None and data_class not in allowed:
+        why = f" (raised by the detector {', '.join(detected.detectors)})" if detected else ""
+        raise PolicyDenied(
+            f"Denied by tenant.allow_data_classes: tenant {tenant_id!r} may not send {data_class!r} data{why} "
+            f"(allowed: {', '.join(allowed)}).",
+            param="x-gateway-data-class",
+        )
+    return data_class
+
+
+def declared_data_class(policy: PolicySet, tenant: TenantSpec, asked: str | None) -> str:
+    """The most sensitive of the tenant's default and every class the header names.
 
     The header may be repeated or hold a comma-separated list (a proxy that appends ``confidential`` to
     what the client sent): the most sensitive wins, so a client can raise its class, never lower it."""
@@ -168,13 +200,6 @@ def effective_data_class(policy: PolicySet, tenant_id: str, tenant: TenantSpec, 
             )
         if policy.data_class_rank[named] > policy.data_class_rank[data_class]:
             data_class = named
-    allowed = tenant.allow_data_classes
-    if allowed is not None and data_class not in allowed:
-        raise PolicyDenied(
-            f"Denied by tenant.allow_data_classes: tenant {tenant_id!r} may not send {data_class!r} data "
-            f"(allowed: {', '.join(allowed)}).",
-            param="x-gateway-data-class",
-        )
     return data_class
 
 

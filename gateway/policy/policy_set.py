@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from gateway.policy.aliases import Aliases
+from gateway.policy.detect import Detection
 from gateway.policy.guards_schema import RateLimits, StateSpec
 from gateway.policy.schema import (
     DataClassSpec,
@@ -62,6 +63,7 @@ class PolicySet:
     admin_key_hashes: frozenset[str] = frozenset()
     metrics_key_hashes: frozenset[str] = frozenset()  # when set, /metrics needs one of these or an admin key
     warnings: tuple[str, ...] = ()
+    detection: Detection = field(default_factory=Detection)  # personal-data detectors that raise a data class
     # Filled on first use by decide(): the tenant and data-class rules read nothing of a request, so
     # their verdicts are worked out once per (tenant, data class) for this revision, not per request.
     policy_verdicts: PolicyVerdicts = field(default_factory=dict, init=False, compare=False, repr=False)

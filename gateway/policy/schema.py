@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 from gateway.policy.countries import ISO_3166_ALPHA2, country_hint
+from gateway.policy.detect_custom import compile_custom
 from gateway.policy.guarantees_schema import Guarantees
 from gateway.policy.guards_schema import AdminSpec, Budget, CacheSpec, DeploymentCaps, RateLimits, StateSpec
 from gateway.policy.network_schema import HealthSpec, ProxySetting, TlsSpec
@@ -36,9 +37,15 @@ def _sha256(value: str) -> str:
     return value
 
 
+def _detector_pattern(value: str) -> str:
+    compile_custom(value)  # raises, naming what is unsafe or invalid
+    return value
+
+
 _COUNTRY_SCHEMA = {"type": "string", "enum": sorted(ISO_3166_ALPHA2), "description": "ISO 3166-1 alpha-2 code"}
 Country = Annotated[str, AfterValidator(_country), WithJsonSchema(_COUNTRY_SCHEMA)]
 KeyHash = Annotated[str, AfterValidator(_sha256), WithJsonSchema({"type": "string", "pattern": "^[0-9a-f]{64}$"})]
+DetectorPattern = Annotated[str, AfterValidator(_detector_pattern)]
 Id = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@-]*$")]
 AliasName = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9*?\[][A-Za-z0-9._:/@*?\[\]!-]*$")]
 
@@ -154,6 +161,7 @@ class DataClassSpec(Strict):
     description: str = ""
     require_self_hosted: bool = False
     allow_jurisdictions: tuple[Country, ...] | None = None
+    detect: tuple[Id, ...] = ()  # detectors (built-in or the policy's) whose finding raises a request to this class
 
 
 class Thresholds(Strict):
@@ -223,6 +231,7 @@ class PolicyFile(Strict):
     data_classes: dict[Id, DataClassSpec] = {}
     routes: dict[Id, RouteSpec] = {}
     aliases: dict[AliasName, Id] = {}  # client model name or glob -> route or model (gateway/policy/aliases.py)
+    detectors: dict[Id, DetectorPattern] = {}  # custom personal-data detectors: name -> regex (policy/detect_custom.py)
     limits: Limits | None = None
     state: StateSpec | None = None
     admin: AdminSpec | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from gateway.policy.aliases import alias_problems
+from gateway.policy.detect import BUILTIN
 from gateway.policy.hints import did_you_mean
 from gateway.policy.schema import PolicyFile
 
@@ -20,6 +21,7 @@ def cross_check(policy: PolicyFile) -> list[Problem]:
     for name in policy.tenants:
         problems.extend(_tag("tenants", name, _tenant(policy, name)))
     problems.extend(_shared_keys(policy))
+    problems.extend(_detectors(policy))
     problems.extend(
         ("aliases", name, message) for name, message in alias_problems(policy.aliases, policy.routes, policy.models)
     )
@@ -98,3 +100,13 @@ def _shared_keys(policy: PolicyFile) -> Iterator[Problem]:
             if key.sha256 in admin:
                 yield "tenants", name, f"{here}: an admin key may not also be a tenant key"
             seen.setdefault(key.sha256, (name, here))
+
+
+def _detectors(policy: PolicyFile) -> Iterator[Problem]:
+    for name in policy.detectors:
+        if name in BUILTIN:
+            yield "detectors", name, f"detectors.{name}: {name!r} is a built-in detector; give yours another name"
+    known = [*BUILTIN, *policy.detectors]
+    for name, spec in policy.data_classes.items():
+        for message in _unknown(f"data_classes.{name}.detect", spec.detect, known, "detector"):
+            yield "data_classes", name, f"{message} (built-in: {', '.join(BUILTIN)}; or define it under detectors)"

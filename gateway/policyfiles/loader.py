@@ -18,6 +18,8 @@ import yaml
 from pydantic import ValidationError
 
 from gateway.policy.aliases import Aliases
+from gateway.policy.detect import Detection
+from gateway.policy.detect_custom import compile_custom
 from gateway.policy.guards_schema import StateSpec
 from gateway.policy.hints import did_you_mean
 from gateway.policy.policy_set import Deployment, PolicySet
@@ -27,7 +29,7 @@ from gateway.policyfiles.field_names import fields_at
 from gateway.policyfiles.yaml_lines import LineMap, dotted, load_with_lines
 from gateway.upstream.providers.network import tls_problem
 
-SECTIONS = ("models", "deployments", "tenants", "data_classes", "routes", "aliases")
+SECTIONS = ("models", "deployments", "tenants", "data_classes", "routes", "aliases", "detectors")
 SINGLETONS = ("limits", "state", "admin")  # sections that are one object, written in at most one file
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 DEFAULT_DATA_CLASSES = {"public": DataClassSpec(description="implicit: no data_classes defined")}
@@ -249,6 +251,12 @@ def _compile(merged: PolicyFile, directory: Path, revision: str, env: Mapping[st
     for dep in deployments.values():
         by_model.setdefault(dep.model_id, []).append(dep.id)
     data_classes = dict(merged.data_classes) or DEFAULT_DATA_CLASSES
+    rank = {name: index for index, name in enumerate(data_classes)}
+    detection = Detection.of(
+        {name: compile_custom(pattern) for name, pattern in merged.detectors.items()},
+        {name: spec.detect for name, spec in data_classes.items()},
+        rank,
+    )
     return PolicySet(
         revision=revision,
         source=str(directory),
@@ -258,7 +266,7 @@ def _compile(merged: PolicyFile, directory: Path, revision: str, env: Mapping[st
         tenants=dict(merged.tenants),
         tenant_by_key_hash={k.sha256: t for t, spec in merged.tenants.items() for k in spec.keys},
         data_classes=data_classes,
-        data_class_rank={name: rank for rank, name in enumerate(data_classes)},
+        data_class_rank=rank,
         routes={route_id: _resolve_shares(route) for route_id, route in merged.routes.items()},
         baseline_prices={
             name: price
@@ -272,6 +280,7 @@ def _compile(merged: PolicyFile, directory: Path, revision: str, env: Mapping[st
         admin_key_hashes=frozenset(k.sha256 for k in merged.admin.keys) if merged.admin else frozenset(),
         metrics_key_hashes=frozenset(k.sha256 for k in merged.admin.metrics_keys) if merged.admin else frozenset(),
         warnings=tuple(warnings),
+        detection=detection,
     )
 
 

@@ -87,6 +87,7 @@ def normalize(
         stream=stream,
         include_usage=stream and _include_usage(body),
         text=text if len(text) <= 2 * _CLASSIFY_CHARS else text[:_CLASSIFY_CHARS] + "\n" + text[-_CLASSIFY_CHARS:],
+        whole_text=None if len(text) <= 2 * _CLASSIFY_CHARS else text,
         last_user=last_user,
         turns=turns,
         needs_tools=_needs_tools(body),

@@ -1,8 +1,10 @@
 """The routing of one request, top to bottom.
 
-    raw body -> auth (key -> tenant) -> normalize -> classify + policy (decide) -> rate limits
+    raw body -> auth (key -> tenant) -> normalize -> detect + classify + policy (decide) -> rate limits
              -> cache -> budget -> call (gate, retry, fallback) ... -> finish (settle, cache)
 
+``decide`` first runs the policy's personal-data detectors (which may raise the data class), then the
+classifier, then the rules, so explain, the policy cases and serving all judge a request alike.
 Each stage hands the next a frozen value. Metrics, audit and logs are side channels fed through
 ``on_decision`` and the request record; nothing here reads them back.
 """
