@@ -22,7 +22,7 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.classify import load_default_classifier
 from gateway.errors import AuthenticationFailed, GatewayError, MethodNotAllowed, ModelNotFound, RouteNotFound
-from gateway.http import edge, fastpath
+from gateway.http import edge, fastpath, openapi
 from gateway.http.drain import drain_of
 from gateway.http.endpoints import count_tokens_endpoint, messages_endpoint, openai_endpoint
 from gateway.http.reload import PolicyWatcher
@@ -190,6 +190,7 @@ def _add_routes(app: FastAPI) -> None:
     app.add_api_route("/healthz", _healthz, methods=["GET"])
     app.add_api_route("/readyz", _readyz, methods=["GET"])
     app.add_api_route("/metrics", _metrics, methods=["GET"])
+    app.add_api_route("/openapi.json", _openapi, methods=["GET"])
 
 
 async def _chat(request: Request) -> Response:
@@ -292,6 +293,11 @@ async def _admin_deployments(request: Request) -> Response:
     store = gw.routing.guards.store
     deployments = await gw.routing.gate.report(gw.routing.policy)
     return JSONResponse({"shared_state": store.name, "deployments": deployments})
+
+
+async def _openapi(request: Request) -> Response:
+    """The OpenAPI document (gateway/http/openapi.py); it names nothing of the policy, so no key is needed."""
+    return JSONResponse(openapi.document())
 
 
 async def _healthz(request: Request) -> Response:

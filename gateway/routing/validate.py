@@ -24,6 +24,24 @@ from gateway.errors import InvalidRequest
 
 Check = Callable[[Any], str | None]  # a value -> what is wrong with it, or None
 Rules = Mapping[str, Check]
+_SCHEMAS: dict[
+    Check, dict[str, Any]
+] = {}  # each check's JSON Schema, for the OpenAPI document (gateway/http/openapi.py)
+
+
+def described(schema: dict[str, Any]) -> Callable[[Check], Check]:
+    """Record ``schema`` as the JSON Schema of the values the decorated check lets pass."""
+
+    def record(rule: Check) -> Check:
+        _SCHEMAS[rule] = schema
+        return rule
+
+    return record
+
+
+def schema_of(rule: Check) -> dict[str, Any]:
+    """The JSON Schema of what ``rule`` lets pass (``{}``, anything, for a check that recorded none)."""
+    return _SCHEMAS.get(rule, {})
 
 
 def check(rules: Rules, body: Mapping[str, Any]) -> None:
@@ -46,6 +64,7 @@ def _is_number(value: Any) -> bool:
 
 
 def number(low: float, high: float) -> Check:
+    @described({"type": "number", "minimum": low, "maximum": high})
     def rule(value: Any) -> str | None:
         return None if _is_number(value) and low <= value <= high else f"must be a number from {low:g} to {high:g}"
 
@@ -54,7 +73,9 @@ def number(low: float, high: float) -> Check:
 
 def integer(low: int, high: int | None = None) -> Check:
     noun = f"an integer from {low} to {high}" if high is not None else f"an integer of at least {low}"
+    bounds = {"minimum": low} | ({"maximum": high} if high is not None else {})
 
+    @described({"type": "integer", **bounds})
     def rule(value: Any) -> str | None:
         fits = type(value) is int and value >= low and (high is None or value <= high)
         return None if fits else f"must be {noun}"
@@ -62,27 +83,33 @@ def integer(low: int, high: int | None = None) -> Check:
     return rule
 
 
+@described({"type": "integer"})
 def any_integer(value: Any) -> str | None:
     return None if type(value) is int else "must be an integer"
 
 
+@described({"type": "boolean"})
 def boolean(value: Any) -> str | None:
     return None if type(value) is bool else "must be a boolean"
 
 
+@described({"type": "string"})
 def string(value: Any) -> str | None:
     return None if type(value) is str else "must be a string"
 
 
+@described({"type": "object"})
 def mapping(value: Any) -> str | None:
     return None if type(value) is dict else "must be an object"
 
 
+@described({"type": "array", "items": {"type": "string"}})
 def strings(value: Any) -> str | None:
     fits = type(value) is list and all(type(item) is str for item in value)
     return None if fits else "must be an array of strings"
 
 
+@described({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]})
 def string_or_strings(value: Any) -> str | None:
     return None if type(value) is str or strings(value) is None else "must be a string or an array of strings"
 
@@ -90,22 +117,26 @@ def string_or_strings(value: Any) -> str | None:
 def one_of(*allowed: str) -> Check:
     listed = ", ".join(repr(a) for a in allowed)
 
+    @described({"type": "string", "enum": list(allowed)})
     def rule(value: Any) -> str | None:
         return None if type(value) is str and value in allowed else f"must be one of {listed}"
 
     return rule
 
 
+@described({"type": "array"})
 def array(value: Any) -> str | None:
     return None if type(value) is list else "must be an array"
 
 
+@described({"type": "object", "additionalProperties": {"type": "string"}})
 def string_map(value: Any) -> str | None:
     fits = type(value) is dict and all(type(item) is str for item in value.values())
     return None if fits else "must be an object of string values"
 
 
 def number_map(low: float, high: float) -> Check:
+    @described({"type": "object", "additionalProperties": {"type": "number", "minimum": low, "maximum": high}})
     def rule(value: Any) -> str | None:
         fits = type(value) is dict and all(_is_number(v) and low <= v <= high for v in value.values())
         return None if fits else f"must be an object of numbers from {low:g} to {high:g}"
@@ -113,6 +144,14 @@ def number_map(low: float, high: float) -> Check:
     return rule
 
 
+@described(
+    {
+        "anyOf": [
+            {"type": "string", "enum": ["none", "auto", "required"]},
+            {"type": "object", "required": ["type"], "properties": {"type": {"type": "string"}}},
+        ]
+    }
+)
 def tool_choice(value: Any) -> str | None:
     """OpenAI's tool_choice: "none" | "auto" | "required", or an object with a string ``type``."""
     if type(value) is str:
@@ -169,6 +208,18 @@ EMBEDDINGS: Rules = {
 }
 
 
+@described(
+    {
+        "anyOf": [
+            {"type": "object", "required": ["type"], "properties": {"type": {"enum": ["disabled", "adaptive"]}}},
+            {
+                "type": "object",
+                "required": ["type", "budget_tokens"],
+                "properties": {"type": {"const": "enabled"}, "budget_tokens": {"type": "integer", "minimum": 1024}},
+            },
+        ]
+    }
+)
 def thinking(value: Any) -> str | None:
     """Anthropic's thinking: {"type": "enabled", "budget_tokens": >= 1024}, {"type": "disabled"}, or
     {"type": "adaptive"} (the model decides how much to think; Claude Code 2.x sends it)."""
