@@ -63,7 +63,9 @@ def main() -> None:
         subprocess.Popen([sys.executable, "-c", STANDIN.format(port=up_port)], cwd=REPO),
         subprocess.Popen(
             [sys.executable, "-m", "gateway", "serve", "--port", str(gw_port), "--log-level", "warning"],
-            cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
         ),
     ]
     try:

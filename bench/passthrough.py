@@ -102,8 +102,14 @@ def main() -> None:
     args = parser.parse_args()
     create = create_aiohttp_app if args.client == "aiohttp" else create_httpx_app
     uvicorn.run(
-        create(args.upstream), host="127.0.0.1", port=args.port, loop="uvloop", http="httptools",
-        log_level="warning", access_log=False, lifespan="on",
+        create(args.upstream),
+        host="127.0.0.1",
+        port=args.port,
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
     )
 
 

@@ -114,7 +114,11 @@ def spawn(
     out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - closed below, the child keeps its copy
     try:
         return subprocess.Popen(
-            list(argv), env=dict(env) if env is not None else None, stdout=out, stderr=subprocess.STDOUT, cwd=cwd,
+            list(argv),
+            env=dict(env) if env is not None else None,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
             start_new_session=True,
         )
     finally:

@@ -63,17 +63,25 @@ def record(binary: Path, server: Server, upstream: Server, scenario: Scenario, s
     svg = targets.BENCH / ".logs" / f"{name}.svg"
     common = ["--pid", str(server.pid), "--rate", "250", "--nonblocking", "--duration", str(int(seconds))]
     spies = [
-        subprocess.Popen([str(binary), "record", *common, "--format", "raw", "-o", str(raw)],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-        subprocess.Popen([str(binary), "record", *common, "--format", "flamegraph", "-o", str(svg)],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+        subprocess.Popen(
+            [str(binary), "record", *common, "--format", "raw", "-o", str(raw)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        ),
+        subprocess.Popen(
+            [str(binary), "record", *common, "--format", "flamegraph", "-o", str(svg)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        ),
     ]
     target = targets.target_for(server, upstream)
     cell = run_cell(target, scenario, seconds + 1, 1.0, upstream, [s.pid for s in spies])
     for spy in spies:
         spy.wait(60)
-    print(f"\nload while profiling: {cell.stats['rps']:.0f} rps, p50 {cell.stats['p50_ms']:.2f} ms, "
-          f"{server.name} CPU {cell.cpu_ms_per_req or 0:.2f} ms/req (py-spy adds some); flame graph: {svg}")
+    print(
+        f"\nload while profiling: {cell.stats['rps']:.0f} rps, p50 {cell.stats['p50_ms']:.2f} ms, "
+        f"{server.name} CPU {cell.cpu_ms_per_req or 0:.2f} ms/req (py-spy adds some); flame graph: {svg}"
+    )
     return raw
 
 

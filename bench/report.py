@@ -72,10 +72,7 @@ def _cpu_check(cells: Sequence[Cell], stream: bool, limit: float, what: str) -> 
         return Check(what, "-", None)
     worst = max(mine, key=lambda c: c.cpu_ms_per_req or 0.0)
     best = min(mine, key=lambda c: c.cpu_ms_per_req or 0.0)
-    measured = (
-        f"{best.cpu_ms_per_req:.2f} to {worst.cpu_ms_per_req:.2f} ms "
-        f"(worst: {worst.scenario.label})"
-    )
+    measured = f"{best.cpu_ms_per_req:.2f} to {worst.cpu_ms_per_req:.2f} ms (worst: {worst.scenario.label})"
     return Check(what, measured, (worst.cpu_ms_per_req or 0.0) <= limit)
 
 
@@ -107,10 +104,16 @@ def checks(
         _cpu_check(cells, False, 1.5, "gateway CPU per plain request <= 1.5 ms"),
         _cpu_check(cells, True, 2.0, "gateway CPU per 20-chunk stream <= 2 ms"),
         _throughput_check(cells),
-        Check("peak RSS of the gateway <= 150 MB", _f(gateway_hwm_mb, 0) + " MB (VmHWM)",
-              None if gateway_hwm_mb is None else gateway_hwm_mb <= 150),
-        Check("start-up to first successful request < 3 s", _f(startup_s) + " s",
-              None if startup_s is None else startup_s < 3),
+        Check(
+            "peak RSS of the gateway <= 150 MB",
+            _f(gateway_hwm_mb, 0) + " MB (VmHWM)",
+            None if gateway_hwm_mb is None else gateway_hwm_mb <= 150,
+        ),
+        Check(
+            "start-up to first successful request < 3 s",
+            _f(startup_s) + " s",
+            None if startup_s is None else startup_s < 3,
+        ),
     ]
     if soak_slope is not None:
         out.append(Check("no RSS growth in the soak", f"{soak_slope:+.3f} MB/min", abs(soak_slope) < 0.5))

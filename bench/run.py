@@ -41,8 +41,9 @@ def _csv(kind: type, allowed: Sequence[str] = ()) -> object:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--duration", type=float, default=10.0, help="measured seconds per cell (default 10)")
     p.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per cell, not measured (default 2)")
     p.add_argument("--delays", type=_csv(float), default=[0.0, 50.0], help="upstream delays in ms (default 0,50)")
@@ -50,12 +51,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--modes", type=_csv(str, ("plain", "stream")), default=["plain", "stream"])
     p.add_argument("--chunks", type=int, default=20, help="content chunks per streamed answer (default 20)")
     p.add_argument("--chunk-gap-ms", type=float, default=0.0, help="upstream time between chunks (default 0)")
-    p.add_argument("--compare", type=_csv(str, COMPARE), default=[],
-                   help="litellm, floor (pass-through, aiohttp), floor-httpx")
+    p.add_argument(
+        "--compare", type=_csv(str, COMPARE), default=[], help="litellm, floor (pass-through, aiohttp), floor-httpx"
+    )
     p.add_argument("--extra", type=_csv(str, EXTRA), default=[], help="gateway-model: a named model, no route")
     p.add_argument("--policies", type=Path, default=targets.BENCH / "policies")
-    p.add_argument("--gateway-ref", default=None, metavar="REF",
-                   help="benchmark gateway/ as of this git ref (e.g. HEAD) instead of the working tree")
+    p.add_argument(
+        "--gateway-ref",
+        default=None,
+        metavar="REF",
+        help="benchmark gateway/ as of this git ref (e.g. HEAD) instead of the working tree",
+    )
     p.add_argument("--gateway-args", default="", help='extra `gateway serve` arguments, e.g. "--workers 2"')
     p.add_argument("--startup-runs", type=int, default=3, help="gateway start-ups to time (0: skip)")
     p.add_argument("--no-network-check", action="store_true", help="skip the strace check of start-up")
@@ -66,17 +72,30 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--profile-seconds", type=float, default=20.0)
     p.add_argument("--profile-target", choices=["gateway", "floor", "floor-httpx"], default="gateway")
     p.add_argument("--json", type=Path, default=None, help="also write every figure here")
-    p.add_argument("--quiet", type=float, default=0.0, metavar="PCT",
-                   help="before each cell, wait until other work uses less than PCT%% of all cores (0: don't)")
+    p.add_argument(
+        "--quiet",
+        type=float,
+        default=0.0,
+        metavar="PCT",
+        help="before each cell, wait until other work uses less than PCT%% of all cores (0: don't)",
+    )
     p.add_argument("--quiet-wait", type=float, default=30.0, help="longest wait for --quiet, seconds (default 30)")
     return p
 
 
 def machine(args: argparse.Namespace) -> list[str]:
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")), "unknown")
-    versions = ", ".join(f"{name} {_version(name)}" for name in
-                         ("uvicorn", "uvloop", "httptools", "httpx", "fastapi", "starlette", "orjson", "pydantic"))
+    cpu = next(
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
+        ),
+        "unknown",
+    )
+    versions = ", ".join(
+        f"{name} {_version(name)}"
+        for name in ("uvicorn", "uvloop", "httptools", "httpx", "fastapi", "starlette", "orjson", "pydantic")
+    )
     commit = _git("rev-parse", "--short", "HEAD")
     dirty = _git("status", "--short", "--", "gateway") and not args.gateway_ref
     load = Path("/proc/loadavg").read_text().split()[:3]
@@ -150,8 +169,11 @@ def run_matrix(args: argparse.Namespace, upstream: Server, items: list[Target]) 
                     print(f"  (machine still {busy:.0f}% busy after {args.quiet_wait:g} s; measuring anyway)")
             cell = run_cell(target, scenario, args.duration, args.warmup, upstream)
             s = cell.stats
-            print(f"  {scenario.label:30} {target.name:14} {s['rps']:8.0f} rps  p50 {s['p50_ms']:8.2f} ms  "
-                  f"cpu {cell.cpu_ms_per_req or 0:6.2f} ms/req  errors {s['errors']:.0f}", flush=True)
+            print(
+                f"  {scenario.label:30} {target.name:14} {s['rps']:8.0f} rps  p50 {s['p50_ms']:8.2f} ms  "
+                f"cpu {cell.cpu_ms_per_req or 0:6.2f} ms/req  errors {s['errors']:.0f}",
+                flush=True,
+            )
             cells.append(cell)
     return cells
 

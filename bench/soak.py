@@ -77,15 +77,23 @@ def report(args: argparse.Namespace, gateway: Server, result: loadgen.Result, cp
     skip = max(10.0, args.soak * 0.1)
     steady = [s for s in samples if s[0] - samples[0][0] >= skip] or samples
     stats = result.summary(float("inf"))
-    print(f"soak: {args.soak:g} s at concurrency {args.soak_concurrency}, mixed plain/stream, 3 prompts, {len(KEYS)} "
-          f"tenants, auto route, upstream delay 0")
-    print(f"  requests {stats['requests']:.0f} ({stats['requests'] / args.soak:.0f}/s), errors {stats['errors']:.0f}, "
-          f"p50 {stats['p50_ms']:.2f} ms, p99 {stats['p99_ms']:.2f} ms, gateway CPU "
-          f"{cpu * 1000 / max(stats['requests'], 1):.2f} ms/req")
-    print(f"  RSS: first sample {samples[0][1]:.1f} MB, after warm-up {steady[0][1]:.1f} MB, "
-          f"last {samples[-1][1]:.1f} MB, peak (VmHWM) {peak:.1f} MB")
-    print(f"  RSS slope after the first {skip:.0f} s: {slope_mb_per_min(steady):+.3f} MB/min "
-          f"({len(steady)} samples, one a second)")
+    print(
+        f"soak: {args.soak:g} s at concurrency {args.soak_concurrency}, mixed plain/stream, 3 prompts, {len(KEYS)} "
+        f"tenants, auto route, upstream delay 0"
+    )
+    print(
+        f"  requests {stats['requests']:.0f} ({stats['requests'] / args.soak:.0f}/s), errors {stats['errors']:.0f}, "
+        f"p50 {stats['p50_ms']:.2f} ms, p99 {stats['p99_ms']:.2f} ms, gateway CPU "
+        f"{cpu * 1000 / max(stats['requests'], 1):.2f} ms/req"
+    )
+    print(
+        f"  RSS: first sample {samples[0][1]:.1f} MB, after warm-up {steady[0][1]:.1f} MB, "
+        f"last {samples[-1][1]:.1f} MB, peak (VmHWM) {peak:.1f} MB"
+    )
+    print(
+        f"  RSS slope after the first {skip:.0f} s: {slope_mb_per_min(steady):+.3f} MB/min "
+        f"({len(steady)} samples, one a second)"
+    )
     minutes = sorted({int((t - samples[0][0]) // 60) for t, _ in samples})
     per_minute = [max(mb for t, mb in samples if int((t - samples[0][0]) // 60) == m) for m in minutes]
     print("  RSS max per minute: " + ", ".join(f"{mb:.1f}" for mb in per_minute) + " MB")

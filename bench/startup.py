@@ -62,12 +62,20 @@ def network_checks(upstream: Server, policies: Path, spec: targets.GatewaySpec) 
     if shutil.which("strace") is None:
         print("strace not installed (apt-get install strace): network check skipped")
         return []
-    fake_keys = {"OPENAI_API_KEY": "sk-fake", "ANTHROPIC_API_KEY": "sk-ant-fake", "GEMINI_API_KEY": "fake",
-                 "DEEPSEEK_API_KEY": "sk-fake"}
+    fake_keys = {
+        "OPENAI_API_KEY": "sk-fake",
+        "ANTHROPIC_API_KEY": "sk-ant-fake",
+        "GEMINI_API_KEY": "fake",
+        "DEEPSEEK_API_KEY": "sk-fake",
+    }
     return [
         _traced("bench policy", policies, spec.env(upstream), request=True),
-        _traced("example policies with provider keys set", spec.example_policies(),
-                {**spec.env(upstream), **fake_keys}, request=False),
+        _traced(
+            "example policies with provider keys set",
+            spec.example_policies(),
+            {**spec.env(upstream), **fake_keys},
+            request=False,
+        ),
     ]
 
 
@@ -75,8 +83,22 @@ def _traced(label: str, policies: Path, env: dict[str, str], request: bool) -> N
     port = free_port()
     trace = targets.BENCH / ".logs" / f"strace-{port}.txt"
     log = targets.BENCH / ".logs" / f"gateway-strace-{port}.log"
-    argv = ["strace", "-f", "-e", "trace=connect", "-o", str(trace), *targets.GATEWAY_COMMAND, "serve",
-            "--policies", str(policies), "--port", str(port), "--log-level", "info"]
+    argv = [
+        "strace",
+        "-f",
+        "-e",
+        "trace=connect",
+        "-o",
+        str(trace),
+        *targets.GATEWAY_COMMAND,
+        "serve",
+        "--policies",
+        str(policies),
+        "--port",
+        str(port),
+        "--log-level",
+        "info",
+    ]
     proc = spawn(argv, env=env, log=log, cwd=targets.REPO)
     base = f"http://127.0.0.1:{port}"
     try:

@@ -186,8 +186,17 @@ def litellm_env() -> dict[str, str]:
 def start_litellm(upstream: Server) -> Server:
     binary = ensure_litellm()
     port = free_port()
-    argv = [str(binary), "--config", str(litellm_config(upstream)), "--host", "127.0.0.1", "--port", str(port),
-            "--num_workers", "1"]
+    argv = [
+        str(binary),
+        "--config",
+        str(litellm_config(upstream)),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--num_workers",
+        "1",
+    ]
     log = _logs() / "litellm.log"
     proc = spawn(argv, env=litellm_env(), log=log, cwd=_logs())
     base = f"http://127.0.0.1:{port}/v1"
@@ -219,4 +228,3 @@ def named_model(gateway: Server) -> Target:
 def gateway_spec(args: argparse.Namespace) -> GatewaySpec:
     """The gateway code and extra serve arguments a run's command line asks for (--gateway-ref, --gateway-args)."""
     return GatewaySpec(args.gateway_ref, tuple(shlex.split(args.gateway_args)))
-

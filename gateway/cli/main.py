@@ -41,7 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--demo", action="store_true", help="start stand-in upstreams in process (no keys, no network)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.add_argument(
-        "--audit-log", default=None, metavar="PATH",
+        "--audit-log",
+        default=None,
+        metavar="PATH",
         help=f"audit trail: a file, '-' for stdout (the default; with --demo {DEMO_AUDIT_LOG}), 'off'",
     )
     serve.add_argument(
@@ -136,8 +138,9 @@ def _default_policies(quiet: bool) -> Path:
     (``gateway serve`` logs its own, once logging is set up)."""
     policies = default_policies()
     if policies == EXAMPLE_POLICIES and not quiet:
-        print(f"note: no ./policies here; using the example policies shipped in the package: {policies}",
-              file=sys.stderr)
+        print(
+            f"note: no ./policies here; using the example policies shipped in the package: {policies}", file=sys.stderr
+        )
     return policies
 
 

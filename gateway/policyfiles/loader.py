@@ -48,7 +48,8 @@ def load_policy_dir(directory: Path | str, env: Mapping[str, str]) -> PolicySet:
     if not files:
         raise PolicyError([f"{directory}: no *.yaml policy files"])
     problems: list[str] = []
-    parsed = [(path, _parse_file(path, env, problems)) for path in files]
+    contents = _read_all(files, problems)  # read once: the revision is the hash of exactly what was parsed
+    parsed = [(path, _parse_file(path, text, env, problems)) for path, text in contents.items()]
     merged, defined_in = _merge([(p, f) for p, f in parsed if f is not None], problems)
     if problems:
         raise PolicyError(problems)
@@ -58,13 +59,23 @@ def load_policy_dir(directory: Path | str, env: Mapping[str, str]) -> PolicySet:
             problems.append(f"{defined_in['deployments', dep_id]}: deployments.{dep_id}.tls: {problem}")
     if problems:
         raise PolicyError(problems)
-    return _compile(merged, directory, _revision(files), env)
+    return _compile(merged, directory, _revision(contents), env)
 
 
-def _parse_file(path: Path, env: Mapping[str, str], problems: list[str]) -> PolicyFile | None:
+def _read_all(files: list[Path], problems: list[str]) -> dict[Path, bytes]:
+    contents = {}
+    for path in files:
+        try:
+            contents[path] = path.read_bytes()
+        except OSError as exc:
+            problems.append(f"{path}: cannot read: {exc}")
+    return contents
+
+
+def _parse_file(path: Path, data: bytes, env: Mapping[str, str], problems: list[str]) -> PolicyFile | None:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raw = yaml.safe_load(data.decode("utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
         problems.append(f"{path}: cannot read YAML: {exc}")
         return None
     if raw is None:
@@ -145,11 +156,11 @@ def _merge(files: list[tuple[Path, PolicyFile]], problems: list[str]) -> tuple[P
     return PolicyFile(**sections, **singletons), origin
 
 
-def _revision(files: list[Path]) -> str:
+def _revision(contents: Mapping[Path, bytes]) -> str:
     digest = hashlib.sha256()
-    for path in files:
+    for path, data in contents.items():
         digest.update(path.name.encode())
-        digest.update(path.read_bytes())
+        digest.update(data)
     return digest.hexdigest()[:12]
 
 

@@ -29,8 +29,9 @@ class Stopped:
 
 
 @contextmanager
-def gateway(args: Sequence[str], cwd: Path, python: Sequence[str] = (sys.executable,),
-            env: dict[str, str] | None = None) -> Iterator[tuple[str, list[Stopped]]]:
+def gateway(
+    args: Sequence[str], cwd: Path, python: Sequence[str] = (sys.executable,), env: dict[str, str] | None = None
+) -> Iterator[tuple[str, list[Stopped]]]:
     """``gateway serve ARGS`` from ``cwd`` until the block ends, then Ctrl-C (SIGINT); the outcome is appended."""
     port = free_port()
     command = [*python, "-m", "gateway", "serve", "--port", str(port), "--reload-seconds", "0", *args]

@@ -72,8 +72,10 @@ def test_the_dockerfile_installs_the_pinned_dependencies_in_their_own_layer_befo
     build = lines[next(i for i, line in enumerate(lines) if line.startswith("FROM ")) :]
     deps = build.index("RUN pip install --no-cache-dir --prefix=/install --no-deps -r deploy/constraints.txt")
     assert build.index("COPY deploy/constraints.txt ./deploy/constraints.txt") < deps
-    assert deps < build.index("COPY gateway ./gateway") < build.index(
-        "RUN pip install --no-cache-dir --prefix=/install --no-deps ."
+    assert (
+        deps
+        < build.index("COPY gateway ./gateway")
+        < build.index("RUN pip install --no-cache-dir --prefix=/install --no-deps .")
     )
     (image,) = [line.split("=", 1)[1] for line in lines if line.startswith("ARG PYTHON_IMAGE=")]
     assert re.fullmatch(r"python:3\.11\.\d+-slim-[a-z]+(@sha256:[0-9a-f]{64})?", image), image
