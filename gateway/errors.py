@@ -13,6 +13,7 @@ The HTTP edge turns any :class:`GatewayError` into OpenAI's JSON error shape
     ├── RateLimited (429)             a tenant or key limit of the policy
     ├── BudgetExhausted (429)         a tenant's spend budget (insufficient_quota)
     ├── StateUnavailableError (503)   shared store down for a fail-closed feature
+    ├── PolicyRejected (422)          an admin's reload found the policy files invalid
     ├── ModelNotFound (404)
     ├── RouteNotFound (404)           unknown URL path
     ├── MethodNotAllowed (405)
@@ -77,6 +78,14 @@ class PolicyDenied(GatewayError):
     status = 403
     type = "permission_error"
     code = "policy_denied"
+
+
+class PolicyRejected(GatewayError):
+    """``POST /admin/policies/reload``: the files on disk are invalid; the revision in force stays."""
+
+    status = 422
+    type = "invalid_request_error"
+    code = "policy_invalid"
 
 
 class ModelNotFound(GatewayError):

@@ -25,7 +25,8 @@ from gateway.errors import AuthenticationFailed, GatewayError, MethodNotAllowed,
 from gateway.http import edge, fastpath, openapi
 from gateway.http.drain import drain_of
 from gateway.http.endpoints import count_tokens_endpoint, messages_endpoint, openai_endpoint
-from gateway.http.reload import PolicyWatcher
+from gateway.http.policy_admin import admin_policies, reload_on_sighup, reload_policies
+from gateway.http.reload import PolicyReloader
 from gateway.http.responses import delete_response, get_response, input_items, responses_endpoint
 from gateway.observe.audit import AuditLog
 from gateway.observe.metrics import Metrics
@@ -55,6 +56,8 @@ class Gateway:
     metrics: Metrics
     sinks: tuple[Sink, ...]  # where finished requests go: metrics, audit
     started: int
+    reloader: PolicyReloader  # file watch, SIGHUP, POST /admin/policies/reload (gateway/http/policy_admin.py)
+    workers: int = 1  # processes serving the port; above 1 an admin reload is passed on to the others
 
 
 class GatewayApp(FastAPI):
@@ -126,10 +129,11 @@ async def _start(settings: Settings, env: Mapping[str, str] | None, stack: Async
         stack.callback(audit.close)
         sinks.append(audit)
     log.info("policy %s loaded from %s; shared state: %s", policy.revision, policy.source, store.name)
-    gw = Gateway(routing, metrics, tuple(sinks), int(time.time()))
+    reloader = PolicyReloader(settings.policies, lookup, providers, policy.revision)
+    gw = Gateway(routing, metrics, tuple(sinks), int(time.time()), reloader, settings.workers)
+    reload_on_sighup(gw, reloader, stack)
     if settings.reload_seconds > 0:
-        watcher = PolicyWatcher(settings.policies, lookup, providers, settings.reload_seconds)
-        task = asyncio.create_task(watcher.run(gw), name="policy-watcher")
+        task = asyncio.create_task(reloader.watch(gw, settings.reload_seconds), name="policy-watcher")
         stack.push_async_callback(_cancel, task)
     _start_health(gw, gate, providers, lookup, stack)
     return gw
@@ -187,6 +191,8 @@ def _add_routes(app: FastAPI) -> None:
     app.add_api_route("/v1/models/{model_id:path}", _model, methods=["GET"])
     app.add_api_route("/v1/route/explain", _explain, methods=["POST"])
     app.add_api_route("/admin/deployments", _admin_deployments, methods=["GET"])
+    app.add_api_route("/admin/policies", admin_policies, methods=["GET"])
+    app.add_api_route("/admin/policies/reload", reload_policies, methods=["POST"])
     app.add_api_route("/healthz", _healthz, methods=["GET"])
     app.add_api_route("/readyz", _readyz, methods=["GET"])
     app.add_api_route("/metrics", _metrics, methods=["GET"])

@@ -85,6 +85,7 @@ def banner(settings: Settings, policy: PolicySet) -> str:
 
 def run(settings: Settings) -> int:
     logging.config.dictConfig(log_config(settings.log_level))
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the app listens for it (a reload), not the default exit
     if settings.policies == EXAMPLE_POLICIES:
         logger.info("no ./policies here: serving the example policies shipped in the package (%s)", settings.policies)
     try:  # fail fast, before any socket: the lifespan loads the policy again with the live environment
@@ -221,7 +222,8 @@ class Worker(Process):
 
 class Workers(Multiprocess):
     """uvicorn's supervisor of ``--workers`` processes, with :class:`Worker` processes: on SIGTERM it sends
-    each worker SIGTERM (each drains) and waits for them. A worker that dies is replaced."""
+    each worker SIGTERM (each drains) and waits for them; on SIGHUP each worker reloads the policy. A worker
+    that dies is replaced."""
 
     def __init__(self, config: uvicorn.Config, sockets: list[socket.socket], drain_seconds: float) -> None:
         super().__init__(config, sockets)
@@ -250,19 +252,14 @@ class Workers(Multiprocess):
             logger.info("worker %s died; starting another", process.pid)
             self.processes[index] = self.spawn()
 
-    def restart_all(self) -> None:
-        """SIGHUP (uvicorn's meaning): replace each worker in turn; the old one drains."""
-        for index, old in enumerate(self.processes):
-            if self.should_exit.is_set():
-                return
-            new = self.spawn()
-            if not new.wait_until_ready(self.config.timeout_worker_healthcheck, self.should_exit):
-                new.kill()
-                new.join()
-                return
-            old.terminate()
-            old.join()
-            self.processes[index] = new
+    def handle_hup(self) -> None:
+        """SIGHUP: every worker reloads the policy (gateway/http/policy_admin.py); none is restarted. A worker
+        that reloaded on ``POST /admin/policies/reload`` sends SIGHUP here, so the others follow it."""
+        logger.info("SIGHUP: passing it to %d worker(s) to reload the policy", len(self.processes))
+        for process in self.processes:
+            if process.process.pid is not None and process.process.exitcode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process.process.pid, signal.SIGHUP)
 
 
 def _config(app: FastAPI | str, settings: Settings, **more: Any) -> uvicorn.Config:
@@ -291,6 +288,7 @@ def _run_workers(settings: Settings, policy: PolicySet) -> int:
 
 def app_from_env() -> FastAPI:
     """The app of one worker process, built from the settings its parent put in the environment."""
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the app's lifespan reloads on it
     raw = orjson.loads(os.environ[SETTINGS_ENV])
     settings = Settings(**{**raw, "policies": Path(raw["policies"])})
     return create_app(settings, on_ready=lambda gw: _ready(None))

@@ -66,7 +66,8 @@ def load_policy_dir(directory: Path | str, env: Mapping[str, str]) -> PolicySet:
     if not files:
         raise PolicyError([f"{directory}: no *.yaml policy files"])
     problems: list[str] = []
-    parsed = [_parse_file(path, env, problems) for path in files]
+    contents = _read_all(files, problems)  # read once: the revision is the hash of exactly what was parsed
+    parsed = [_parse_file(path, data, env, problems) for path, data in contents.items()]
     merged, defined_in = _merge(parsed, problems)
     lines = {p.path: p.lines for p in parsed}
     if all(p.policy is not None for p in parsed):  # references into an unreadable file cannot be judged
@@ -82,7 +83,7 @@ def load_policy_dir(directory: Path | str, env: Mapping[str, str]) -> PolicySet:
             problems.append(located(path, lines[path], f"deployments.{dep_id}.tls: {problem}"))
     if problems:
         raise PolicyError(problems)
-    return _compile(merged, directory, _revision(files), env)
+    return _compile(merged, directory, _revision(contents), env)
 
 
 def located(path: Path, lines: LineMap, message: str) -> str:
@@ -98,9 +99,19 @@ def _follows_from(message: str, broken: frozenset[tuple[str, str]]) -> bool:
     return "unknown " in message and any(f"{key!r}" in message for _, key in broken)
 
 
-def _parse_file(path: Path, env: Mapping[str, str], problems: list[str]) -> _Parsed:
+def _read_all(files: list[Path], problems: list[str]) -> dict[Path, bytes]:
+    contents = {}
+    for path in files:
+        try:
+            contents[path] = path.read_bytes()
+        except OSError as exc:
+            problems.append(f"{path}: cannot read: {exc}")
+    return contents
+
+
+def _parse_file(path: Path, data: bytes, env: Mapping[str, str], problems: list[str]) -> _Parsed:
     try:
-        raw, lines = load_with_lines(path.read_text(encoding="utf-8"))
+        raw, lines = load_with_lines(data.decode("utf-8"))
     except yaml.MarkedYAMLError as exc:
         line = f":{exc.problem_mark.line + 1}" if exc.problem_mark else ""
         problems.append(f"{path}{line}: cannot read YAML: {exc.problem or exc}")
@@ -216,11 +227,11 @@ def _merge(files: list[_Parsed], problems: list[str]) -> tuple[PolicyFile, dict[
     return PolicyFile(**sections, **singletons), origin
 
 
-def _revision(files: list[Path]) -> str:
+def _revision(contents: Mapping[Path, bytes]) -> str:
     digest = hashlib.sha256()
-    for path in files:
+    for path, data in contents.items():
         digest.update(path.name.encode())
-        digest.update(path.read_bytes())
+        digest.update(data)
     return digest.hexdigest()[:12]
 
 

@@ -131,4 +131,4 @@ def test_a_custom_detector_may_not_take_a_built_in_name(tmp_path: Path) -> None:
 
 def test_an_unsafe_custom_pattern_is_refused_at_load(tmp_path: Path) -> None:
     found = problems(tmp_path, detectors={"employee_id": "(EMP-[0-9]+)+"})
-    assert "detectors.yaml: detectors.employee_id: every repeat needs an upper bound" in found
+    assert "detectors.yaml:2: detectors.employee_id: every repeat needs an upper bound" in found
