@@ -30,3 +30,15 @@ class Classifier(Protocol):
     name: str
 
     def classify(self, request: ChatRequest) -> Complexity: ...
+
+
+@dataclass(slots=True)
+class FixedScore:
+    """A classifier that gives every request one score: it puts a synthetic request (the compliance proof,
+    a policy case given by its features, a replayed audit line) in the tier wanted."""
+
+    score: float
+    name: str = "fixed"
+
+    def classify(self, request: ChatRequest) -> Complexity:
+        return Complexity(self.score, {}, (), self.name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -67,3 +68,11 @@ class PolicySet:
     # Filled on first use by decide(): the tenant and data-class rules read nothing of a request, so
     # their verdicts are worked out once per (tenant, data class) for this revision, not per request.
     policy_verdicts: PolicyVerdicts = field(default_factory=dict, init=False, compare=False, repr=False)
+
+
+def all_available(policy: PolicySet) -> PolicySet:
+    """The set with every deployment counted as available (credentials come and go): what the example
+    cases, the compliance proof and the diff judge, the policy rather than this shell's environment.
+    A new set: its verdict memo starts empty."""
+    deployments = {k: dataclasses.replace(d, unavailable=None) for k, d in policy.deployments.items()}
+    return dataclasses.replace(policy, deployments=deployments)

@@ -11,12 +11,11 @@ widest case. The budget downgrade sends a route to its ``simple`` tier, which is
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from gateway.classify.base import Complexity
+from gateway.classify.base import FixedScore
 from gateway.errors import GatewayError
 from gateway.policy.decide import decide, effective_data_class, refusal
 from gateway.policy.policy_set import Deployment, PolicySet
@@ -61,23 +60,6 @@ class Cell:
     def where(self) -> str:
         tier = f" tier {self.tier}" if self.tier else ""
         return f"data class {self.data_class}, {self.target}{tier}, {self.need.label}"
-
-
-class FixedScore:
-    """A classifier that gives every request one score: it puts the synthetic request in the tier wanted."""
-
-    name = "proof"
-
-    def __init__(self, score: float) -> None:
-        self.score = score
-
-    def classify(self, request: ChatRequest) -> Complexity:
-        return Complexity(self.score, {}, (), self.name)
-
-
-def all_available(policy: PolicySet) -> PolicySet:
-    deployments = {k: dataclasses.replace(d, unavailable=None) for k, d in policy.deployments.items()}
-    return dataclasses.replace(policy, deployments=deployments)  # a new set: its verdict memo starts empty
 
 
 def enumerate_cells(policy: PolicySet) -> Iterator[Cell]:
@@ -138,7 +120,7 @@ def judge_cell(
     """The decision for one cell, or None when no request can land in that tier (thresholds make it empty)."""
     request = synthetic_request(target, data_class, need)
     route = policy.routes.get(target)
-    classifier = FixedScore(_score_for(route, tier))
+    classifier = FixedScore(score_in_tier(route, tier), "proof")
     try:
         decision = decide(policy, tenant_id, request, classifier, downgrade=tier == "simple")
     except GatewayError as exc:
@@ -149,7 +131,8 @@ def judge_cell(
     return Cell(tenant_id, data_class, target, tier, need, decision.ranked, error.message if error else "")
 
 
-def _score_for(route: RouteSpec | None, tier: Tier | None) -> float:
+def score_in_tier(route: RouteSpec | None, tier: Tier | None) -> float:
+    """A score the route's thresholds put in ``tier`` (its lowest); 0 for a named model."""
     if route is None or tier in (None, "simple"):
         return 0.0  # simple: the budget downgrade reaches it whatever the thresholds say
     return route.thresholds.standard if tier == "standard" else route.thresholds.complex

@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from gateway.policy.guarantees_schema import Guarantees
-from gateway.policy.policy_set import Deployment, PolicySet
-from gateway.policy.proof import Cell, all_available, enumerate_cells
+from gateway.policy.policy_set import Deployment, PolicySet, all_available
+from gateway.policy.proof import Cell, enumerate_cells
 from gateway.policy.schema import TIERS
 
 

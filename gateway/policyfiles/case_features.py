@@ -7,11 +7,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.classify.base import Complexity
-from gateway.policy.policy_set import PolicySet
-from gateway.policy.schema import Thresholds
-from gateway.request import ChatRequest
-
 TINY_PNG = (  # one transparent pixel
     "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 )
@@ -45,17 +40,3 @@ def body_of(features: Features) -> dict[str, Any]:
         body["response_format"] = {"type": "json_object"}
     return body
 
-
-class FixedTier:
-    """A classifier that scores every request into one tier of the route asked for."""
-
-    name = "case-features"
-
-    def __init__(self, policy: PolicySet, tier: str) -> None:
-        self.policy, self.tier = policy, tier
-
-    def classify(self, request: ChatRequest) -> Complexity:
-        route = self.policy.routes.get(request.model)
-        thresholds = route.thresholds if route is not None else Thresholds()
-        score = {"simple": 0.0, "standard": thresholds.standard, "complex": 1.0}[self.tier]
-        return Complexity(score=score, features={"tier_given": 1.0}, strongest=(), classifier=self.name)

@@ -18,12 +18,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from gateway.classify import load_default_classifier
-from gateway.classify.base import Classifier
+from gateway.classify.base import Classifier, FixedScore
 from gateway.errors import GatewayError
 from gateway.policy.decide import Decision, decide, refusal
-from gateway.policy.policy_set import PolicySet
-from gateway.policyfiles.case_features import Features, FixedTier, body_of
+from gateway.policy.policy_set import PolicySet, all_available
+from gateway.policy.proof import score_in_tier
+from gateway.policyfiles.case_features import Features, body_of
 from gateway.policyfiles.yaml_lines import LineMap, load_with_lines
+from gateway.request import ChatRequest
 from gateway.routing.normalize import normalize
 
 CASES_DIR = "cases"  # DIR/cases/*.yaml
@@ -92,13 +94,12 @@ def run_cases(policy: PolicySet, directory: Path) -> list[str]:
 
 
 def run_case_files(policy: PolicySet, directory: Path) -> list[CaseOutcome]:
-    policy = _all_available(policy)
+    policy = all_available(policy)
     outcomes: list[CaseOutcome] = []
     for path in case_files(directory):
         try:
-            raw, lines = load_with_lines(path.read_text(encoding="utf-8"))
-            case_file = CaseFile.model_validate(raw)
-        except (OSError, UnicodeDecodeError, yaml.YAMLError, ValidationError) as exc:
+            case_file, lines = read_case_file(path)
+        except CASE_FILE_ERRORS as exc:
             outcomes.append(CaseOutcome(path, None, "(the file)", [f"invalid case file: {exc}"]))
             continue
         outcomes.extend(_run_timed(policy, case, path, lines, i) for i, case in enumerate(case_file.cases))
@@ -112,20 +113,35 @@ def _run_timed(policy: PolicySet, case: Case, path: Path, lines: LineMap, index:
     return CaseOutcome(path, line, case.name, problems, reasons, time.perf_counter() - start)
 
 
-def run_case(policy: PolicySet, case: Case) -> tuple[list[str], list[str]]:
-    """(failed expectations, the decision's reasons)."""
-    if case.tenant not in policy.tenants:
-        return [f"unknown tenant {case.tenant!r}; known: {', '.join(policy.tenants)}"], []
+CASE_FILE_ERRORS = (OSError, UnicodeDecodeError, yaml.YAMLError, ValidationError)
+
+
+def read_case_file(path: Path) -> tuple[CaseFile, LineMap]:
+    """A case file and where each case is written; raises one of ``CASE_FILE_ERRORS``."""
+    raw, lines = load_with_lines(path.read_text(encoding="utf-8"))
+    return CaseFile.model_validate(raw), lines
+
+
+def case_request(policy: PolicySet, case: Case) -> tuple[ChatRequest, Classifier]:
+    """The request a case describes, normalized as the gateway does (raises ``GatewayError``), and what
+    scores it: the default classifier, or for a case that gives its tier, a score in that tier."""
     features = case.features
     data_class = (features.data_class if features else None) or case.data_class
     headers = {"x-gateway-data-class": data_class} if data_class else {}
     body = body_of(features) if features else case.request
-    classifier: Classifier = (
-        FixedTier(policy, features.tier) if features and features.tier else load_default_classifier()
-    )
+    request = normalize(case.endpoint, orjson.dumps(body), headers, aliases=policy.aliases)  # type: ignore[arg-type]
+    if features is not None and features.tier is not None:
+        return request, FixedScore(score_in_tier(policy.routes.get(request.model), features.tier), "case-features")
+    return request, load_default_classifier()
+
+
+def run_case(policy: PolicySet, case: Case) -> tuple[list[str], list[str]]:
+    """(failed expectations, the decision's reasons)."""
+    if case.tenant not in policy.tenants:
+        return [f"unknown tenant {case.tenant!r}; known: {', '.join(policy.tenants)}"], []
     decision: Decision | None = None
     try:
-        request = normalize(case.endpoint, orjson.dumps(body), headers, aliases=policy.aliases)  # type: ignore[arg-type]
+        request, classifier = case_request(policy, case)
         decision = decide(policy, case.tenant, request, classifier)
         error: GatewayError | None = refusal(decision)
     except GatewayError as exc:
@@ -174,7 +190,3 @@ def _compare(expect: Expect, decision: Decision | None, error: GatewayError | No
     problems.extend(f"deployment {d!r} must not be allowed, got order {order}" for d in expect.never if d in order)
     return problems
 
-
-def _all_available(policy: PolicySet) -> PolicySet:
-    deployments = {k: dataclasses.replace(d, unavailable=None) for k, d in policy.deployments.items()}
-    return dataclasses.replace(policy, deployments=deployments)

@@ -13,18 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import yaml
-from pydantic import ValidationError
 
-from gateway.classify import load_default_classifier
-from gateway.classify.base import Classifier
+from gateway.classify.base import Classifier, FixedScore
 from gateway.errors import GatewayError
 from gateway.policy.decide import decide, refusal, tier_for
-from gateway.policy.policy_set import PolicySet
-from gateway.policy.proof import FixedScore, Need, all_available, synthetic_request
-from gateway.policyfiles.cases import Case, CaseFile
+from gateway.policy.policy_set import PolicySet, all_available
+from gateway.policy.proof import Need, synthetic_request
+from gateway.policyfiles.cases import CASE_FILE_ERRORS, CASES_DIR, Case, case_files, case_request, read_case_file
 from gateway.request import ChatRequest, Endpoint
-from gateway.routing.normalize import normalize
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,10 +77,10 @@ def outcome(policy: PolicySet, tenant: str, request: ChatRequest, classifier: Cl
 def replay_cases(old: PolicySet, new: PolicySet, directories: Iterable[Path]) -> Replay:
     """Every case of every directory's ``cases/`` on both sets (credentials ignored, as ``policy check`` does)."""
     old, new = all_available(old), all_available(new)
-    result, classifier = Replay(), load_default_classifier()
+    result = Replay()
     for path, case in _cases(directories, result):
         try:
-            request = _case_request(case, new)
+            request, classifier = case_request(new, case)
         except GatewayError as exc:
             result.add(f"{path}: {case.name}", Outcome(error=exc.code), Outcome(error=exc.code))
             continue
@@ -101,21 +97,16 @@ def _cases(directories: Iterable[Path], result: Replay) -> Iterator[tuple[Path, 
     """Each case once: a case kept unchanged in both directories is replayed once."""
     seen: set[bytes] = set()
     for directory in directories:
-        for path in sorted((directory / "cases").glob("*.y*ml")):
+        for path in case_files(directory / CASES_DIR):
             try:
-                case_file = CaseFile.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
-            except (OSError, yaml.YAMLError, ValidationError):
+                case_file, _ = read_case_file(path)
+            except CASE_FILE_ERRORS:
                 result.skipped += 1
                 continue
             for case in case_file.cases:
                 if (key := orjson.dumps(case.model_dump(), option=orjson.OPT_SORT_KEYS)) not in seen:
                     seen.add(key)
                     yield path, case
-
-
-def _case_request(case: Case, policy: PolicySet) -> ChatRequest:
-    headers = {"x-gateway-data-class": case.data_class} if case.data_class else {}
-    return normalize(case.endpoint, orjson.dumps(case.request), headers, aliases=policy.aliases)  # type: ignore[arg-type]
 
 
 def replay_audit(old: PolicySet, new: PolicySet, lines: Iterable[bytes]) -> Replay:
@@ -128,7 +119,7 @@ def replay_audit(old: PolicySet, new: PolicySet, lines: Iterable[bytes]) -> Repl
             result.skipped += 1
             continue
         tenant, request, score, downgrade = rebuilt
-        classifier = FixedScore(score)
+        classifier = FixedScore(score, "replay")
         name = f"line {number} ({tenant}, {request.model})"
         result.add(
             name,

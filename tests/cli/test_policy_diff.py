@@ -56,6 +56,21 @@ def test_a_removed_candidate_changes_the_first_choice_of_the_simple_tier(
     assert "tenant demo:" in text and "first qwen3-32b-vllm -> gpt-oss-120b-vllm" in text
 
 
+def test_cases_given_by_their_features_are_replayed_as_the_requests_they_describe(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    new = tmp_path / "new"
+    shutil.copytree(POLICIES, new)
+    routes = (new / "routes.yaml").read_text()
+    complex_before = "      complex: [gpt-4.1, claude-sonnet-4, gemini-2.5-pro]\n"
+    assert complex_before in routes
+    (new / "routes.yaml").write_text(routes.replace(complex_before, "      complex: [claude-sonnet-4, gemini-2.5-pro]\n"))
+    _, out = diff(capsys, str(POLICIES), str(new))
+    changed = [e for e in out["cases"]["examples"] if "features.yaml" in e]
+    # policies/cases/features.yaml pins "a complex request that needs tools and JSON output" to gpt-4.1-openai
+    assert any("needs tools and JSON output" in e and "gpt-4.1-openai -> " in e for e in changed), out["cases"]
+
+
 def audit_line(**fields: Any) -> bytes:
     entry = {
         "request_id": "r", "tenant": "demo", "endpoint": "chat", "route": "auto", "requested_model": "auto",
