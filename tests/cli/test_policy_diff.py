@@ -64,7 +64,8 @@ def test_cases_given_by_their_features_are_replayed_as_the_requests_they_describ
     routes = (new / "routes.yaml").read_text()
     complex_before = "      complex: [gpt-4.1, claude-sonnet-4, gemini-2.5-pro]\n"
     assert complex_before in routes
-    (new / "routes.yaml").write_text(routes.replace(complex_before, "      complex: [claude-sonnet-4, gemini-2.5-pro]\n"))
+    complex_after = "      complex: [claude-sonnet-4, gemini-2.5-pro]\n"  # no gpt-4.1 for complex work
+    (new / "routes.yaml").write_text(routes.replace(complex_before, complex_after))
     _, out = diff(capsys, str(POLICIES), str(new))
     changed = [e for e in out["cases"]["examples"] if "features.yaml" in e]
     # policies/cases/features.yaml pins "a complex request that needs tools and JSON output" to gpt-4.1-openai
