@@ -10,12 +10,12 @@ from pathlib import Path
 
 import orjson
 
+from gateway.cli.policy_load import POLICIES_DEFAULT, load
 from gateway.cli.policy_proof import add_proof_commands
 from gateway.cli.policy_tools import add_policy_tools
 from gateway.routing.auth import hash_key
 from gateway.settings import EXAMPLE_POLICIES, Settings, default_policies
 
-POLICIES_DEFAULT = "./policies, else the example policies shipped in the package"
 DEMO_AUDIT_LOG = "/dev/stderr"  # the demo's banner and curl line keep stdout to themselves
 
 
@@ -209,14 +209,9 @@ def _summarize(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     from gateway.policyfiles.cases import run_cases
-    from gateway.policyfiles.loader import PolicyError, load_policy_dir
 
-    try:
-        policy = load_policy_dir(args.directory, os.environ)
-    except PolicyError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        print(f"{len(exc.problems)} problem(s) in {args.directory}", file=sys.stderr)
+    policy = load(args.directory)
+    if policy is None:
         return 1
     for warning in policy.warnings:
         print(f"warning: {warning}", file=sys.stderr)

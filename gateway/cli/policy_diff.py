@@ -71,7 +71,7 @@ def git_checkout(repo: Path, rev: str, path: str, into: Path) -> Path:
 
 
 def _compare(args: argparse.Namespace, old_dir: Path, new_dir: Path) -> int:
-    old, new = load(old_dir), load(new_dir)
+    old, new = load(old_dir, ": nothing compared"), load(new_dir, ": nothing compared")
     if old is None or new is None:
         return BAD_INPUT
     changes = diff_cells(prove(old).cells, prove(new).cells)

@@ -34,7 +34,7 @@ def _verify(args: argparse.Namespace) -> int:
     from gateway.policy.proof_report import render, to_json
     from gateway.policy.verify import prove
 
-    policy = load(args.directory)
+    policy = load(args.directory, ": nothing verified")
     if policy is None:
         return BAD_INPUT
     proof = prove(policy)

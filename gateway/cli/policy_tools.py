@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gateway.cli.policy_load import POLICIES_DEFAULT, load
+
 if TYPE_CHECKING:
     from gateway.policyfiles.cases import CaseOutcome
-
-POLICIES_DEFAULT = "./policies, else the example policies shipped in the package"
 
 
 def add_policy_tools(policy: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -27,13 +26,9 @@ def add_policy_tools(policy: argparse._SubParsersAction[argparse.ArgumentParser]
 
 def _test(args: argparse.Namespace) -> int:
     from gateway.policyfiles.cases import CASES_DIR, run_case_files
-    from gateway.policyfiles.loader import PolicyError, load_policy_dir
 
-    try:
-        policy = load_policy_dir(args.directory, os.environ)
-    except PolicyError as exc:
-        print("\n".join(exc.problems), file=sys.stderr)
-        print(f"{len(exc.problems)} problem(s) in {args.directory}: no case was run", file=sys.stderr)
+    policy = load(args.directory, ": no case was run")
+    if policy is None:
         return 1
     outcomes = run_case_files(policy, args.directory / CASES_DIR)
     failed = [o for o in outcomes if o.problems]
