@@ -293,9 +293,7 @@ async def _explain(request: Request) -> Response:
 async def _admin_deployments(request: Request) -> Response:
     """Each deployment's breaker, in-flight requests, recent latency and error rate (admin key only)."""
     gw = _gw(request)
-    edge.request_id(request)
-    if not is_admin(gw.routing.policy, request.headers):
-        raise AuthenticationFailed("This endpoint needs an admin key (the policy's admin.keys).")
+    edge.require_admin(request, gw.routing.policy)
     store = gw.routing.guards.store
     deployments = await gw.routing.gate.report(gw.routing.policy)
     return JSONResponse({"shared_state": store.name, "deployments": deployments})

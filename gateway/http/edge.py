@@ -13,10 +13,11 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.errors import BodyTooLarge, GatewayError, InvalidRequest
+from gateway.errors import AuthenticationFailed, BodyTooLarge, GatewayError, InvalidRequest
 from gateway.observe.logs import REQUEST_ID
 from gateway.policy.decide import Decision
-from gateway.policy.policy_set import Deployment
+from gateway.policy.policy_set import Deployment, PolicySet
+from gateway.routing.auth import is_admin
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -43,6 +44,13 @@ def request_id(request: Request, headers: Mapping[str, str] | None = None) -> st
     request.state.request_id = rid
     REQUEST_ID.set(rid)
     return rid
+
+
+def require_admin(request: Request, policy: PolicySet) -> None:
+    """An admin endpoint: the request id set, and a 401 unless the request holds one of the policy's admin keys."""
+    request_id(request)
+    if not is_admin(policy, request.headers):
+        raise AuthenticationFailed("This endpoint needs an admin key (the policy's admin.keys).")
 
 
 async def read_body(request: Request, limit: int, headers: Mapping[str, str] | None = None) -> bytes:

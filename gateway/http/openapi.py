@@ -165,6 +165,15 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
     ),
     "DeploymentReport": _shape({"shared_state": _STRING, "deployments": {"type": "array"}}),
     "Status": _shape({"status": _STRING}),
+    "PolicyReport": _shape(  # gateway/http/reload.py PolicyReloader.report
+        {
+            "revision": _STRING,
+            "source": _STRING,
+            "loaded_at": _STRING,
+            "trigger": {"enum": ["startup", "file_watch", "sighup", "admin"]},
+            "last_rejected": {"type": ["object", "null"]},
+        }
+    ),
     "OpenAIError": OPENAI_ERROR,
     "AnthropicError": ANTHROPIC_ERROR,
 }
@@ -268,6 +277,20 @@ def paths() -> dict[str, dict[str, Any]]:
         "/admin/deployments": {
             "get": _operation(
                 "Each deployment's breaker, load and errors (an admin key)", _json("DeploymentReport"), statuses=_LOCAL
+            )
+        },
+        "/admin/policies": {
+            "get": _operation(
+                "The policy revision in force, when and where it was loaded from, the last refused reload (admin key)",
+                _json("PolicyReport"),
+                statuses=_LOCAL,
+            )
+        },
+        "/admin/policies/reload": {
+            "post": _operation(
+                "Reload the policy files now; 422 with every problem when they are invalid (an admin key)",
+                _json("PolicyReport"),
+                statuses=_LOCAL,
             )
         },
         "/healthz": {"get": _operation("Liveness", _json("Status"), keyed=False, statuses=())},

@@ -18,10 +18,9 @@ from typing import Protocol
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from gateway.errors import AuthenticationFailed, PolicyRejected
+from gateway.errors import PolicyRejected
 from gateway.http import edge
 from gateway.http.reload import PolicyReloader, Running
-from gateway.routing.auth import is_admin
 
 
 class Admin(Running, Protocol):
@@ -33,9 +32,7 @@ class Admin(Running, Protocol):
 
 def _admin(request: Request) -> Admin:
     gw: Admin = request.app.state.gw
-    edge.request_id(request)
-    if not is_admin(gw.routing.policy, request.headers):
-        raise AuthenticationFailed("This endpoint needs an admin key (the policy's admin.keys).")
+    edge.require_admin(request, gw.routing.policy)
     return gw
 
 

@@ -36,14 +36,18 @@ def _tag(section: str, key: str, messages: Iterable[str]) -> Iterator[Problem]:
 def _unknown(path: str, values: Iterable[str], known: Iterable[str], what: str) -> Iterator[str]:
     known_set = set(known)
     for index, value in enumerate(values):
-        if value not in known_set:
-            yield f"{path}[{index}]: unknown {what} {value!r}{did_you_mean(value, known_set)}"
+        yield from _unknown_name(f"{path}[{index}]", value, known_set, what)
+
+
+def _unknown_name(path: str, value: str, known: Iterable[str], what: str) -> Iterator[str]:
+    """``path: unknown <what> 'x' (did you mean 'y'?)`` when ``value`` is not one of ``known``."""
+    if value not in known:
+        yield f"{path}: unknown {what} {value!r}{did_you_mean(value, known)}"
 
 
 def _deployment(policy: PolicyFile, dep_id: str) -> Iterator[str]:
     dep = policy.deployments[dep_id]
-    if dep.model not in policy.models:
-        yield f"deployments.{dep_id}.model: unknown model {dep.model!r}{did_you_mean(dep.model, policy.models)}"
+    yield from _unknown_name(f"deployments.{dep_id}.model", dep.model, policy.models, "model")
 
 
 def _route(policy: PolicyFile, route_id: str) -> Iterator[str]:
@@ -56,18 +60,15 @@ def _route(policy: PolicyFile, route_id: str) -> Iterator[str]:
         if not any(c in served for c in candidates):
             yield f"routes.{route_id}.tiers.{tier}: no candidate model has a deployment"
     yield from _unknown(f"routes.{route_id}.fallback", route.fallback, policy.models, "model")
-    if route.baseline_model and route.baseline_model not in policy.models:
-        hint = did_you_mean(route.baseline_model, policy.models)
-        yield f"routes.{route_id}.baseline_model: unknown model {route.baseline_model!r}{hint}"
+    if route.baseline_model:
+        yield from _unknown_name(f"routes.{route_id}.baseline_model", route.baseline_model, policy.models, "model")
 
 
 def _tenant(policy: PolicyFile, name: str) -> Iterator[str]:
     classes = set(policy.data_classes) or {"public"}
     tenant = policy.tenants[name]
     path = f"tenants.{name}"
-    if tenant.default_data_class not in classes:
-        hint = did_you_mean(tenant.default_data_class, classes)
-        yield f"{path}.default_data_class: unknown data class {tenant.default_data_class!r}{hint}"
+    yield from _unknown_name(f"{path}.default_data_class", tenant.default_data_class, classes, "data class")
     yield from _unknown(f"{path}.allow_data_classes", tenant.allow_data_classes or (), classes, "data class")
     yield from _unknown(f"{path}.allow_models", tenant.allow_models or (), policy.models, "model")
     yield from _unknown(f"{path}.deny_models", tenant.deny_models, policy.models, "model")

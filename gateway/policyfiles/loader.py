@@ -116,7 +116,7 @@ def _parse_file(path: Path, data: bytes, env: Mapping[str, str], problems: list[
         line = f":{exc.problem_mark.line + 1}" if exc.problem_mark else ""
         problems.append(f"{path}{line}: cannot read YAML: {exc.problem or exc}")
         return _Parsed(path, None, LineMap())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
         problems.append(f"{path}: cannot read YAML: {exc}")
         return _Parsed(path, None, LineMap())
     problems.extend(f"{path}:{line}: {key}: written twice in this file (YAML keeps only the last)"

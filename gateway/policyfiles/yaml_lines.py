@@ -44,10 +44,14 @@ class LineMap:
 
 
 def load_with_lines(text: str) -> tuple[Any, LineMap]:
-    """Parse ``text`` (raises ``yaml.YAMLError``) and map where each path is written."""
-    data = yaml.safe_load(text)
+    """Parse ``text`` once (raises ``yaml.YAMLError``): the data, and where each of its paths is written."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = None if node is None else loader.construct_document(node)
+    finally:
+        loader.dispose()
     lines = LineMap()
-    node = yaml.compose(text, Loader=yaml.SafeLoader)
     if node is not None:
         _walk(node, (), lines)
     return data, lines

@@ -24,9 +24,8 @@ from gateway.errors import InvalidRequest
 
 Check = Callable[[Any], str | None]  # a value -> what is wrong with it, or None
 Rules = Mapping[str, Check]
-_SCHEMAS: dict[
-    Check, dict[str, Any]
-] = {}  # each check's JSON Schema, for the OpenAPI document (gateway/http/openapi.py)
+# each check's JSON Schema, for the OpenAPI document (gateway/http/openapi.py)
+_SCHEMAS: dict[Check, dict[str, Any]] = {}
 
 
 def described(schema: dict[str, Any]) -> Callable[[Check], Check]:
