@@ -163,3 +163,15 @@ def answers(url: str, body: bytes, key: str | None) -> Callable[[], bool]:
             return False
 
     return probe
+
+
+def ready(url: str) -> Callable[[], bool]:
+    """A probe: does the gateway at ``url`` answer ``GET /readyz`` with 200?"""
+
+    def probe() -> bool:
+        try:
+            return httpx.get(url + "/readyz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    return probe

@@ -35,7 +35,7 @@ from pathlib import Path
 import httpx
 import orjson
 
-from bench.procs import free_port, spawn, stop, wait_until
+from bench.procs import free_port, ready, spawn, stop, wait_until
 from tests.factories import deployment, model, tenant, write_policy
 
 KEY = "slow-clients-key"
@@ -209,21 +209,11 @@ def with_gateway(flags: list[str], run: Callable[[str], Awaitable[Report]]) -> R
             policies = policy(Path(tmp) / "policies", f"http://127.0.0.1:{up}/v1")
             serve = [python, "-m", "gateway", "serve", "--policies", str(policies), "--port", str(gw)]
             procs.append(spawn([*serve, "--log-level", "error", "--audit-log", "off", *flags]))
-            wait_until(_ready(f"http://127.0.0.1:{gw}"), procs[-1], 60, "the gateway")
+            wait_until(ready(f"http://127.0.0.1:{gw}"), procs[-1], 60, "the gateway")
             return asyncio.run(run(f"http://127.0.0.1:{gw}"))
         finally:
             for proc in reversed(procs):
                 stop(proc)
-
-
-def _ready(url: str) -> Callable[[], bool]:
-    def ready() -> bool:
-        try:
-            return httpx.get(url + "/readyz", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    return ready
 
 
 def raise_fd_limit(needed: int) -> None:

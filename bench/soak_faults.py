@@ -28,7 +28,6 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,7 +35,7 @@ import httpx
 import orjson
 import redis.asyncio as aioredis
 
-from bench.procs import free_port, rss_mb, spawn, stop, wait_until
+from bench.procs import free_port, ready, rss_mb, spawn, stop, wait_until
 from bench.soak import slope_mb_per_min
 from tests.factories import deployment, model, tenant, write_policy
 
@@ -289,23 +288,12 @@ def main(argv: list[str] | None = None) -> int:
             serve = [python, "-m", "gateway", "serve", "--policies", str(policies), "--port", str(ports["gateway"])]
             serve += ["--log-level", "error", "--audit-log", str(Path(tmp) / "audit.jsonl")]
             procs.append(spawn(serve, env=env, log=Path(tmp) / "gateway.log"))
-            ready = _answers(urls["gateway"])
-            wait_until(ready, procs[-1], 60, "the gateway")
+            wait_until(ready(urls["gateway"]), procs[-1], 60, "the gateway")
             tally = asyncio.run(drive(args, procs[-1].pid, procs[0].pid, urls))
         finally:
             for proc in reversed(procs):
                 stop(proc)
     return 0 if report(args, tally) else 1
-
-
-def _answers(gateway: str) -> Callable[[], bool]:
-    def ready() -> bool:
-        try:
-            return httpx.get(gateway + "/readyz", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    return ready
 
 
 if __name__ == "__main__":

@@ -18,6 +18,10 @@ from gateway.routing.normalize import normalize
 
 REPO = Path(__file__).resolve().parent.parent
 POLICIES = REPO / "policies"
+EXAMPLE_PACKS = POLICIES / "examples"
+# Every policy set in the repository: the example policies, each scenario pack (found by glob, so a pack
+# added later is covered) and the benchmark's. The tests run policy test, check and verify on each.
+POLICY_SETS = (POLICIES, *sorted(p for p in EXAMPLE_PACKS.glob("*/") if p.is_dir()), REPO / "bench" / "policies")
 
 
 def chat(content: str = "hi", model: str = "auto", **fields: Any) -> ChatRequest:

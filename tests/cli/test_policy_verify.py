@@ -12,13 +12,10 @@ import pytest
 import yaml
 
 from gateway.cli.main import main
-from tests.factories import REPO
+from tests.factories import EXAMPLE_PACKS as EXAMPLES
+from tests.factories import POLICIES, POLICY_SETS, REPO
 from tests.processes import run_cli
 
-EXAMPLES = REPO / "policies" / "examples"
-POLICY_SETS = sorted(
-    {REPO / "policies", REPO / "bench" / "policies", *(p.parent for p in EXAMPLES.glob("*/tenants.yaml"))}
-)
 PACKS = ("cost-saver", "us-enterprise", "sovereign-open", "no-lock-in")
 
 
@@ -44,6 +41,16 @@ def test_the_packs_are_all_there_with_a_readme_and_cases() -> None:
         assert list((pack / "cases").glob("*.yaml")), name
         for path in pack.glob("*.yaml"):
             assert path.read_text().startswith("# yaml-language-server: $schema=../../schema/policy.schema.json\n")
+
+
+@pytest.mark.parametrize("name", PACKS)
+def test_a_packs_catalog_is_the_shipped_catalog(name: str) -> None:
+    """The packs are self-contained (ops copy one as a whole) and carry a copy of policies/models.yaml; a
+    provenance fix there (an origin, a licence, a price) must reach every copy, or a pack proves the wrong thing."""
+    shipped = yaml.safe_load((POLICIES / "models.yaml").read_text())["models"]
+    assert yaml.safe_load((EXAMPLES / name / "models.yaml").read_text())["models"] == shipped, (
+        f"policies/examples/{name}/models.yaml differs from policies/models.yaml: copy the catalog over"
+    )
 
 
 def planted(tmp_path: Path, pack: str, edits: dict[str, Callable[[dict[str, Any]], None]]) -> Path:

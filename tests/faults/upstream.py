@@ -87,11 +87,12 @@ class Unreachable:
         self._listener.close()
 
 
-class FaultyUpstream:
-    """A loopback HTTP/1.1 server whose every answer fails the way ``fault`` says (None: a good answer)."""
+class SocketUpstream:
+    """A loopback HTTP/1.1 server at the socket level: keep-alive, Content-Length request bodies, one thread
+    per connection. A subclass answers each request (:meth:`answer`); this counts requests and the
+    connections the gateway holds open."""
 
     def __init__(self) -> None:
-        self._fault: Fault | None = None
         self.requests = 0
         self._live = 0
         self._lock = threading.Lock()
@@ -100,26 +101,20 @@ class FaultyUpstream:
         self._listener.bind(("127.0.0.1", 0))
         self._listener.listen(512)
         self._closing = threading.Event()
-        self._thread = threading.Thread(target=self._accept, name="faulty-upstream", daemon=True)
+        self._thread = threading.Thread(target=self._accept, name=type(self).__name__, daemon=True)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self._listener.getsockname()[1]}/v1"
 
-    @property
-    def fault(self) -> Fault | None:
-        return self._fault
-
-    @fault.setter
-    def fault(self, fault: Fault | None) -> None:
-        if fault == "gzip_bomb":
-            _bomb()  # made before the first request: a second of compression would look like a slow upstream
-        self._fault = fault
-
     def live_connections(self) -> int:
         """Connections the gateway holds open to this server now."""
         with self._lock:
             return self._live
+
+    def answer(self, conn: socket.socket, head: bytes, body: bytes) -> bool:
+        """Answer one request; True when the connection may carry another."""
+        raise NotImplementedError
 
     def __enter__(self) -> Self:
         self._thread.start()
@@ -147,12 +142,12 @@ class FaultyUpstream:
         try:
             reader = _Reader(conn)
             while not self._closing.is_set():
-                body = reader.request()
-                if body is None:
+                request = reader.request()
+                if request is None:
                     return
                 with self._lock:
                     self.requests += 1
-                if not _answer(conn, self._fault, _wants_stream(body), self._closing):
+                if not self.answer(conn, *request):
                     return
         except OSError:
             return
@@ -162,6 +157,27 @@ class FaultyUpstream:
             conn.close()
 
 
+class FaultyUpstream(SocketUpstream):
+    """A loopback HTTP/1.1 server whose every answer fails the way ``fault`` says (None: a good answer)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._fault: Fault | None = None
+
+    @property
+    def fault(self) -> Fault | None:
+        return self._fault
+
+    @fault.setter
+    def fault(self, fault: Fault | None) -> None:
+        if fault == "gzip_bomb":
+            _bomb()  # made before the first request: a second of compression would look like a slow upstream
+        self._fault = fault
+
+    def answer(self, conn: socket.socket, head: bytes, body: bytes) -> bool:
+        return _answer(conn, self._fault, _wants_stream(body), self._closing)
+
+
 class _Reader:
     """Requests off one connection: the head up to the blank line, then Content-Length bytes."""
 
@@ -169,7 +185,8 @@ class _Reader:
         self._conn = conn
         self._buffer = b""
 
-    def request(self) -> bytes | None:
+    def request(self) -> tuple[bytes, bytes] | None:
+        """(head, body) of the next request, or None when the peer closed."""
         while b"\r\n\r\n" not in self._buffer:
             if not self._fill():
                 return None
@@ -183,7 +200,7 @@ class _Reader:
             if not self._fill():
                 return None
         body, self._buffer = self._buffer[:length], self._buffer[length:]
-        return body
+        return head, body
 
     def _fill(self) -> bool:
         data = self._conn.recv(PIECE)

@@ -8,23 +8,15 @@ from pathlib import Path
 import pytest
 
 from gateway.cli.main import main
-from tests.factories import POLICIES, REPO
-
-
-def policy_sets() -> list[Path]:
-    candidates = [
-        POLICIES,
-        *sorted(p for p in (POLICIES / "examples").glob("*/") if p.is_dir()),
-        REPO / "bench" / "policies",
-    ]
-    return [d for d in candidates if any((d / "cases").glob("*.y*ml"))]
+from tests.factories import POLICIES, POLICY_SETS, REPO
 
 
 def test_the_sets_are_found() -> None:
-    assert POLICIES in policy_sets() and REPO / "bench" / "policies" in policy_sets()
+    assert POLICIES in POLICY_SETS and REPO / "bench" / "policies" in POLICY_SETS
+    assert len(POLICY_SETS) >= 7, "policies/, five scenario packs, bench/policies"
 
 
-@pytest.mark.parametrize("directory", policy_sets(), ids=lambda d: str(d.relative_to(REPO)))
+@pytest.mark.parametrize("directory", POLICY_SETS, ids=lambda d: str(d.relative_to(REPO)))
 def test_policy_test_passes(
     directory: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
