@@ -98,3 +98,13 @@ def test_the_explain_endpoint_names_the_detector(gateway: tuple[str, Path]) -> N
     assert explained["decision"]["detected"]["detectors"] == ["us_ssn"]
     assert explained["would_call"] == "us-open-a"
     assert SSN not in answer.text
+
+
+def test_the_responses_endpoint_is_scanned_too(gateway: tuple[str, Path], make_client: ClientFactory) -> None:
+    url, audit = gateway
+    client = make_client(url, "open-key")
+    reply = client.responses.with_raw_response.create(model="auto", input=f"Please refund card {CARD}, thanks.")
+    assert reply.headers["x-gateway-deployment"] == "us-open-a"
+    (line,) = audit_lines(audit)
+    assert line["detected"] == {"data_class": "confidential", "raised_from": "public", "detectors": ["card"]}
+    assert "4111" not in audit.read_text()
