@@ -74,6 +74,26 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     ]
 
 
+def test_every_problem_comes_with_a_hint_in_one_run(tmp_path: Path) -> None:
+    small_policy(
+        tmp_path,
+        URLS,
+        tenants={
+            "a": tenant("k1", deny_origins=["UK"]),
+            "b": {**tenant("k2"), "allow_jurisdiction": ["US"]},
+            "c": tenant("same"),
+            "d": tenant("same"),
+        },
+        routes={"auto": {"tiers": {"simple": ["cn-open"], "standard": ["us-opn"], "complex": ["frontier"]}}},
+    )
+    found = "\n".join(problems(tmp_path))  # issue #19: every kind at once, each with what to write instead
+    assert "tenants.a.deny_origins[0]: 'UK' is not an ISO 3166 country code (did you mean 'GB'?)" in found
+    typo = "tenants.b.allow_jurisdiction: unknown field 'allow_jurisdiction' (did you mean 'allow_jurisdictions'?)"
+    assert typo in found
+    assert "routes.auto.tiers.standard[0]: unknown model 'us-opn' (did you mean 'us-open'?)" in found
+    assert "tenants.d.keys[0].sha256: duplicate key hash" in found and "belongs to tenant 'c'" in found, found
+
+
 def test_cross_references_name_the_file_that_holds_them(tmp_path: Path) -> None:
     small_policy(
         tmp_path,
