@@ -151,7 +151,8 @@ class Metrics:
         )  # fmt: skip
         self.upstream_limits = Counter(
             "gateway_upstream_limits", "Upstream answers refused at one of the gateway's limits: answer_bytes, "
-            "stream_bytes, encoded_bytes, unread_bytes, head_bytes, stream_line_bytes, stream_read_timeout.",
+            "stream_bytes, encoded_bytes, unread_bytes, inflate_ratio, head_bytes, stream_line_bytes, "
+            "stream_read_timeout.",
             ["deployment", "limit"], registry=r,
         )  # fmt: skip
         self.health_probes = Counter(

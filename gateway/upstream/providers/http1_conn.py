@@ -25,6 +25,11 @@ MAX_HEAD_BYTES: Final = 64 * 1024  # an answer's status line and headers (aiohtt
 _HIGH_WATER: Final = 1 << 20  # unread stream bytes at which reading pauses
 _DECODERS: Final = {b"gzip": 31, b"x-gzip": 31, b"deflate": 15}  # Content-Encoding -> zlib wbits
 _NO_BODY: Final = (204, 304)
+# An encoded body may inflate this many times its wire size, once past the floor: JSON answers compress 3-20:1
+# (a model stuck repeating one phrase, ~400:1), a gzip bomb ~1000:1. Inflating costs CPU on the event loop
+# (~5 ms a MiB), so a bomb is refused after a few MiB rather than at the size limit.
+MAX_INFLATE_RATIO: Final = 100
+INFLATE_RATIO_FLOOR: Final = 4 * 1024 * 1024
 
 
 class HttpError(Exception):
@@ -47,7 +52,8 @@ class ResponseTooLarge(ContentError):
     """The body (decoded, or still encoded on the wire) is over the connection's size limit.
 
     ``limit`` names which, for metrics: ``answer_bytes``, ``stream_bytes``, ``encoded_bytes`` (before
-    decoding), ``unread_bytes`` (a small piece that inflates past what may wait unread) or ``head_bytes``."""
+    decoding), ``unread_bytes`` (a small piece that inflates past what may wait unread), ``inflate_ratio`` (a
+    compression bomb) or ``head_bytes``."""
 
     def __init__(self, message: str, limit: str = "answer_bytes") -> None:
         super().__init__(message)
@@ -358,13 +364,23 @@ class Connection(asyncio.Protocol):
         room = self._limit - self._size
         if self._streaming and self._max_body - self._buffered < room:
             room = max(self._max_body - self._buffered, 0)
+        ratio_room = max(INFLATE_RATIO_FLOOR, MAX_INFLATE_RATIO * self._wire) - self._size
+        by_ratio = ratio_room < room
+        if by_ratio:
+            room = max(ratio_room, 0)
         try:
             body = decoder.decompress(data, room + 1)  # max_length 0 would mean no limit
         except zlib.error:
             self._fail(ContentError(f"the {self._encoding.decode()} body is corrupt"))
             return b""
         if len(body) > room:
-            if self._size + len(body) > self._limit:
+            if by_ratio:
+                self._too_large(
+                    f"inflates more than {MAX_INFLATE_RATIO} times its {self._wire} bytes of "
+                    f"{self._encoding.decode()} (past {INFLATE_RATIO_FLOOR} bytes): a compression bomb",
+                    "inflate_ratio",
+                )
+            elif self._size + len(body) > self._limit:
                 self._too_large()
             else:
                 self._too_large(f"inflates to over {self._max_body} unread bytes at once", "unread_bytes")
