@@ -215,6 +215,9 @@ class Encoder(Protocol):
     def error(self, exc: UpstreamError) -> bytes: ...
 
 
+CLIENT_CLOSED = 499
+
+
 async def observed(
     outcome: Streaming, obs: Observation, after: Callable[[RequestRecord], Awaitable[None]], encoder: Encoder
 ) -> AsyncIterator[bytes]:
@@ -222,7 +225,8 @@ async def observed(
     runs, then the last events (or the error event of a stream that failed after its first byte) go out.
 
     A stream the client leaves (the generator is closed, or its task cancelled) or the upstream breaks is
-    recorded with estimated usage (:class:`Usage`), never with none."""
+    recorded with estimated usage (:class:`Usage`), never with none; one the client left is recorded with
+    status 499 and error code ``client_cancelled`` (the client saw a 200 head, but not the answer's end)."""
     failure: UpstreamError | None = None  # what broke the stream: its status and code, and the breaker's outcome
     ending: UsageEstimate | None = None
     waited = 0.0
@@ -251,5 +255,7 @@ async def observed(
             await aclose()
         await outcome.release(failure)
         status, code = (200, None) if failure is None else (failure.status, failure.code)
+        if ending == "client_cancelled":  # nginx's 499: the client closed the connection before the end
+            status, code = CLIENT_CLOSED, "client_cancelled"
         await after(obs.finish(status, code, waited, ending))
     yield tail

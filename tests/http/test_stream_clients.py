@@ -126,6 +126,9 @@ def test_a_client_that_leaves_mid_stream_cancels_the_upstream_and_is_recorded(
         assert eventually(lambda: audit.exists() and audit.read_text().strip() != "")
         entry = json.loads(audit.read_text().splitlines()[-1])
         assert entry["usage_estimated"] == "client_cancelled" and entry["deployment"] == "d"
+        assert entry["status"] == 499 and entry["error_code"] == "client_cancelled"
+        assert _metric(served.url, "gateway_requests_total", 'status="499"') == 1.0
+        assert _metric(served.url, "gateway_errors_total", 'code="client_cancelled"') == 1.0
         assert _metric(served.url, "gateway_usage_estimated_total", 'reason="client_cancelled"') == 1.0
         assert _metric(served.url, "gateway_in_flight_requests") == 0.0
         deployments = httpx.get(served.url + "/admin/deployments", headers={"authorization": f"Bearer {ADMIN}"})
