@@ -1,6 +1,7 @@
 """The fuzz suite of tests/test_fuzz.py, longer: many cases per endpoint against a real gateway on loopback.
 
     .venv/bin/python -m bench.fuzz [--cases 100000] [--seed 0] [--endpoints chat,messages] [--workers 8]
+    .venv/bin/python -m bench.fuzz --schemathesis [--cases 20000] [--seed 0]
 
 The gateway (the example policies) and the four stand-in upstreams run in this process, as in the tests.
 Cases are drawn by the same hypothesis strategies in batches, each batch seeded from ``--seed`` (the same
@@ -91,7 +92,13 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=100_000, help="cases in all, shared among the endpoints")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--endpoints", default=",".join(SURFACES), help=f"some of {', '.join(SURFACES)}")
+    parser.add_argument(
+        "--schemathesis", action="store_true", help="draw the cases from /openapi.json with schemathesis instead, "
+        "--cases shared among its operations, half schema-valid and half schema-breaking (tests/http/test_openapi.py)",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.schemathesis:
+        sys.exit(by_document(args.cases, args.seed))
     names = args.endpoints.split(",")
     logging.disable(logging.WARNING)  # every refused case logs a warning; the counts say it all
     failed = False
@@ -112,6 +119,37 @@ def main() -> None:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"RSS after: {rss_mb():.0f} MB (peak {peak:.0f} MB, before {before:.0f} MB)")
     sys.exit(1 if failed else 0)
+
+
+def by_document(total: int, seed_base: int) -> int:
+    """schemathesis against the gateway's own OpenAPI document, ``total`` cases shared among its operations."""
+    from tests.http.test_openapi import MODES, draw, operations, run, summary
+
+    logging.disable(logging.WARNING)
+    found = operations()
+    per_operation = max(total // len(found), 2)
+    failed = False
+    with gateway() as (url, upstreams):
+        before = rss_mb()
+        print(f"RSS before: {before:.0f} MB; {len(found)} operations, {per_operation} cases each")
+        for index, operation in enumerate(found):
+            began, seen = time.perf_counter(), Counter[str]()
+            for batch, done in enumerate(range(0, per_operation, BATCH)):
+                half = max(min(BATCH, per_operation - done) // 2, 1)
+                batch_seed = seed_base * 10_000 + index * 1_000 + batch
+                for mode in MODES:
+                    seen.update(run(url, draw(operation, mode, half, batch_seed, by_seed=True)))
+                upstreams.reset()  # the stand-ins record every call
+            statuses, failures = summary(seen)
+            spent = time.perf_counter() - began
+            print(f"{operation.label}: {seen.total()} cases in {spent:.0f} s, statuses {statuses}, ", end="")
+            print(f"failures {sum(seen[f] for f in failures)}, RSS {rss_mb():.0f} MB")
+            for failure in failures[:SHOWN_FAILURES]:
+                print("   ", failure[:2_000])
+            failed = failed or bool(failures)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"RSS after: {rss_mb():.0f} MB (peak {peak:.0f} MB, before {before:.0f} MB)")
+    return 1 if failed else 0
 
 
 def _fresh() -> httpx.Limits:

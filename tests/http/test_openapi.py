@@ -5,7 +5,7 @@ requests for every operation from the document itself, schema-valid ones and sch
 (positive and negative modes), seeded and derandomized (the same cases on every run), and sends them with a
 tenant's key to the example gateway in front of the stand-ins. Each answer must be no 5xx, of a status and
 content type the document declares, of the schema it declares (errors in OpenAI's or Anthropic's shape),
-and free of tracebacks and source paths. ``python -m bench.fuzz --schemathesis`` runs the same for longer.
+and free of tracebacks and source paths. ``python -m bench.fuzz --schemathesis --cases N`` runs the same for longer.
 """
 
 from __future__ import annotations
@@ -96,14 +96,17 @@ def _known_model(case: Any, named: bool) -> Any:
     return case
 
 
-def draw(operation: Any, mode: GenerationMode, count: int, batch_seed: int = 0) -> list[Any]:
-    """``count`` cases of ``operation``, the same for the same ``batch_seed`` (seeded, no example database)."""
+def draw(operation: Any, mode: GenerationMode, count: int, batch_seed: int = 0, by_seed: bool = False) -> list[Any]:
+    """``count`` cases of ``operation``, the same for the same ``batch_seed`` (seeded, no example database).
+
+    ``by_seed``: draw by the seed even under a derandomized profile (CI's), so that batches differ."""
     drawn: list[Any] = []
     named = st.booleans() if mode is GenerationMode.POSITIVE else st.just(False)
     cases = st.builds(_known_model, operation.as_strategy(generation_mode=mode), named)
+    chosen = settings(DRAW, max_examples=count, derandomize=False) if by_seed else settings(DRAW, max_examples=count)
 
     @seed(batch_seed)
-    @settings(DRAW, max_examples=count)
+    @chosen
     @given(case=cases)
     def collect(case: Any) -> None:
         drawn.append(case)
