@@ -46,11 +46,11 @@ PROVIDERS: dict[str, Provider] = {
     "deepinfra": Provider("openai_compatible", "https://api.deepinfra.com/v1/openai", "DeepInfra", "US"),
     "xai": Provider("openai_compatible", "https://api.x.ai/v1", "xAI", "US", vendor=("xAI", "US")),
     "hosted_vllm": Provider("openai_compatible", "${HOSTED_VLLM_API_BASE}", "self-hosted", FILL_ME, True),
-    "vllm": _SELF,
+    "vllm": Provider("openai_compatible", "${VLLM_API_BASE}", "self-hosted", FILL_ME, True),
     "ollama": Provider("openai_compatible", "http://localhost:11434", "self-hosted", FILL_ME, True),
     "ollama_chat": Provider("openai_compatible", "http://localhost:11434", "self-hosted", FILL_ME, True),
-    "lm_studio": _SELF,
-    "llamafile": _SELF,
+    "lm_studio": Provider("openai_compatible", "http://localhost:1234/v1", "self-hosted", FILL_ME, True),
+    "llamafile": Provider("openai_compatible", "http://localhost:8080/v1", "self-hosted", FILL_ME, True),
 }
 _OLLAMA = ("ollama", "ollama_chat")
 

@@ -11,10 +11,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from openai import OpenAI
 
 from gateway.cli.main import main
+from gateway.policyfiles.litellm_import import EXAMPLE_KEY
 from gateway.policyfiles.litellm_names import CatalogIndex, name_key
 from gateway.policyfiles.litellm_providers import provider_of, region_country
+from gateway.standin.control import Fault
+from tests.conftest import GatewayFactory, Upstreams
 from tests.factories import REPO
 
 CONFIG = REPO / "tests" / "data" / "litellm_config.yaml"
@@ -321,3 +325,24 @@ def test_regions_give_a_jurisdiction_only_when_it_is_certain() -> None:
     assert provider_of("openai", "http://192.168.1.5:8000/v1").self_hosted
     assert not provider_of("openai", "https://api.together.xyz/v1").self_hosted
     assert provider_of("openai", None).operator == "OpenAI"
+
+
+def test_an_imported_group_serves_its_client_name_and_fails_over_between_its_deployments(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], upstreams: Upstreams, make_gateway: GatewayFactory
+) -> None:
+    """The set the importer writes, served for real: the OpenAI SDK asks for LiteLLM's model_name ``qwen``, a
+    group of two vLLM stand-ins; the first fails, the second answers."""
+    config = config_with(tmp_path, """
+model_list:
+  - {model_name: qwen, litellm_params: {model: hosted_vllm/Qwen/Qwen3-32B, api_base: os.environ/QWEN_A}}
+  - {model_name: qwen, litellm_params: {model: hosted_vllm/Qwen/Qwen3-32B, api_base: os.environ/QWEN_B}}
+""")  # fmt: skip
+    out_dir = imported(tmp_path, capsys, "--jurisdiction", "self-hosted=US", config=config)
+    env = {"QWEN_A": upstreams.urls["a"] + "/v1", "QWEN_B": upstreams.urls["b"] + "/v1"}
+    upstreams.controls["a"].inject(Fault(status=503, times=10))
+    with make_gateway(out_dir, env) as url:
+        client = OpenAI(base_url=url + "/v1", api_key=EXAMPLE_KEY, max_retries=0, timeout=60)
+        reply = client.chat.completions.create(model="qwen", messages=[{"role": "user", "content": "hi"}])
+    assert reply.choices[0].message.content
+    assert reply.model == "qwen3-32b"
+    assert upstreams.controls["a"].count() >= 1 and upstreams.controls["b"].count() == 1
