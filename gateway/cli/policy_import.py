@@ -65,11 +65,12 @@ def _import(args: argparse.Namespace) -> int:
         imported = convert(read_config(raw, args.replace_literal_keys), *catalog, jurisdictions)
     except ConfigProblems as exc:
         return _refuse([f"{args.config}: {p}" for p in exc.problems])
+    files = render(imported)
     try:
-        _write(args.out_dir, render(imported))
+        _write(args.out_dir, files)
     except OSError as exc:
         return _refuse([f"cannot write {args.out_dir}: {exc}"])
-    _summary(imported, args)
+    _summary(imported, args, set(files))
     return 0
 
 
@@ -150,7 +151,7 @@ def _write(out_dir: Path, files: dict[str, str]) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _summary(imported: Imported, args: argparse.Namespace) -> None:
+def _summary(imported: Imported, args: argparse.Namespace, written: set[str]) -> None:
     models = imported.models.entries
     unknown = [m for m in models if m not in imported.known]
     print(
@@ -167,11 +168,8 @@ def _summary(imported: Imported, args: argparse.Namespace) -> None:
     if imported.env:
         print("environment variables the set reads:")
         print("\n".join(f"  {line}" for line in imported.env))
-    others = sorted(p.name for p in args.out_dir.glob("*.y*ml") if p.name not in _WRITTEN)
+    others = sorted(p.name for p in args.out_dir.glob("*.y*ml") if p.name not in written)
     if others:
         print(f"note: {args.out_dir} also holds {', '.join(others)}: the policy set includes them", file=sys.stderr)
     for note in imported.notes:
         print(f"note: {note}", file=sys.stderr)
-
-
-_WRITTEN = ("models.yaml", "deployments.yaml", "routes.yaml", "tenants.yaml")

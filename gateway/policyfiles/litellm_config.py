@@ -25,7 +25,7 @@ _SECTIONS_NOT_IMPORTED = {
     "litellm_settings": "litellm's own module settings; retries, timeouts and fallbacks are per deployment and "
     "per route here",
     "router_settings": "routing strategy, retries and cooldowns: the gateway tries a group's deployments in the "
-    "order written and has its own breakers (state.breaker)",
+    "order written and has its own breakers (state.breaker); model_group_alias becomes aliases.yaml",
     "general_settings": "master key, database, UI: gateway keys are per tenant (tenants.yaml)",
     "environment_variables": "set them in the gateway's environment instead",
     "include": "other files are not followed: merge their model_list into this config first",
@@ -62,6 +62,7 @@ class Entry:
 class Config:
     entries: list[Entry]
     notes: list[str] = field(default_factory=list)
+    group_aliases: dict[str, str] = field(default_factory=dict)  # router_settings.model_group_alias
 
 
 def read_config(raw: Any, replace_literal_keys: bool = False) -> Config:
@@ -83,7 +84,18 @@ def read_config(raw: Any, replace_literal_keys: bool = False) -> Config:
         raise ConfigProblems(problems)
     if not entries:
         raise ConfigProblems(["model_list: no entry could be imported (see the notes above)", *notes])
-    return Config(entries, notes)
+    return Config(entries, notes, _group_aliases(raw.get("router_settings")))
+
+
+def _group_aliases(settings: Any) -> dict[str, str]:
+    """``router_settings.model_group_alias``: a client name -> a model_name (or ``{model: name, hidden: ..}``)."""
+    given = settings.get("model_group_alias") if isinstance(settings, dict) else None
+    aliases = {}
+    for alias, target in (given or {}).items() if isinstance(given, dict) else ():
+        name = target.get("model") if isinstance(target, dict) else target
+        if isinstance(alias, str) and isinstance(name, str):
+            aliases[alias] = name
+    return aliases
 
 
 def _unknown_section(name: Any) -> bool:

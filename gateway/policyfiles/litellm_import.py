@@ -41,6 +41,7 @@ _HELLO: dict[str, dict[str, Any]] = {
     "completions": {"prompt": "hi"},
     "embeddings": {"input": "hi"},
 }
+_ALIAS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$")
 _MODES = {"chat": ["chat"], "completion": ["completions"], "embedding": ["embeddings"]}
 
 
@@ -58,6 +59,7 @@ class Imported:
     deployments: Section
     routes: Section
     tenants: Section
+    aliases: dict[str, str]  # router_settings.model_group_alias: client name -> route or model
     cases: list[dict[str, Any]]
     known: list[str]  # model ids whose provenance came from the catalog
     unfilled: list[str]  # "models.x: origin, license" for every entry with FILL-ME
@@ -80,11 +82,12 @@ def convert(
 ) -> Imported:
     """``jurisdictions``: a country for deployments whose jurisdiction is not certain, by litellm prefix
     (``azure``) or ``self-hosted``."""
-    out = Imported(Section(), Section(), Section(), _tenant(), [], [], [], [], list(config.notes))
+    out = Imported(Section(), Section(), Section(), _tenant(), {}, [], [], [], [], list(config.notes))
     build = _Build(catalog, index, jurisdictions, out)
     for entry in config.entries:
         build.groups.setdefault(entry.model_name, []).append(_deployment(build, entry))
-    _routes(build)
+    targets = _routes(build)
+    _aliases(build, config.group_aliases, targets)
     _shared_models(build)
     out.unfilled = [
         f"{section}.{key}: {', '.join(k for k, v in fields.items() if v == FILL_ME)}"
@@ -242,16 +245,17 @@ def _env_notes(build: _Build, entry: Entry, base_url: str | None) -> None:
             build.out.env.append(line)
 
 
-def _routes(build: _Build) -> None:
-    deployments = build.out.deployments.entries
+def _routes(build: _Build) -> dict[str, str]:
+    """One route per group; returns model_name -> the route or model a client name reaches."""
+    deployments, targets = build.out.deployments.entries, {}
     for name, dep_ids in build.groups.items():
         models = list(dict.fromkeys(deployments[d]["model"] for d in dep_ids))
-        route_id = name
+        route_id = targets[name] = name
         if name in build.out.models.entries:
             if models == [name]:
                 build.out.cases.append(_case(build, name, None, models))
                 continue
-            route_id = f"{name}-group"
+            route_id = targets[name] = f"{name}-group"
             build.out.notes.append(
                 f"model_name {name!r} is also a catalog model id: clients asking for {name!r} get that model; "
                 f"the whole group ({', '.join(models)}) is the route {route_id!r}"
@@ -263,6 +267,18 @@ def _routes(build: _Build) -> None:
         }
         build.out.routes.comments[route_id] = f"clients ask for {route_id!r}"
         build.out.cases.append(_case(build, route_id, route_id, models))
+    return targets
+
+
+def _aliases(build: _Build, given: Mapping[str, str], targets: Mapping[str, str]) -> None:
+    taken = {*build.out.models.entries, *build.out.routes.entries}
+    for alias, group in given.items():
+        if group not in targets:
+            build.out.notes.append(f"router_settings.model_group_alias.{alias}: no model_name {group!r}; skipped")
+        elif alias in taken or not _ALIAS.match(alias):
+            build.out.notes.append(f"router_settings.model_group_alias.{alias}: not a free gateway name; skipped")
+        else:
+            build.out.aliases[alias] = targets[group]
 
 
 def _case(build: _Build, name: str, route: str | None, models: list[str]) -> dict[str, Any]:

@@ -35,6 +35,8 @@ _HEADERS = {
     'Keys are stored as sha256 hashes: `echo -n "$KEY" | gateway keys hash`.',
 }
 
+_ALIASES_HEADER = "Aliases, imported from LiteLLM's router_settings.model_group_alias: client name -> route or model."
+
 
 def render(imported: Imported) -> dict[str, str]:
     """Relative path -> file text: the four policy files, the example cases and the JSON Schemas."""
@@ -45,6 +47,10 @@ def render(imported: Imported) -> dict[str, str]:
         "# One case per client model name: a request for it reaches its deployments (`gateway policy test DIR`).\n"
         + cases
     )
+    if imported.aliases:
+        lines = [SCHEMA_LINE.rstrip("\n"), f"# {_ALIASES_HEADER}", "aliases:"]
+        lines += [f"  {_scalar(alias)}: {_scalar(target)}" for alias, target in imported.aliases.items()]
+        files["aliases.yaml"] = "\n".join(lines) + "\n"
     for schema in ("policy.schema.json", "cases.schema.json"):
         files[f"schema/{schema}"] = render_schema(schema)
     return files

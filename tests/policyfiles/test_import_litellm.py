@@ -38,6 +38,8 @@ REACHES = {
     "mistral-large": {"mistral-large-2411-mistral"},
     "deepseek-chat": {"deepseek-v3-hosted_vllm", "deepseek-v3-deepseek"},
     "support-bot": {"support-llm-v2-hosted_vllm"},
+    "claude": {"claude-sonnet-4-anthropic", "claude-sonnet-4-bedrock"},  # router_settings.model_group_alias
+    "gpt-4": {"gpt-4.1-openai", "gpt-4.1-azure"},
 }
 
 
@@ -95,6 +97,7 @@ def test_the_summary_counts_models_known_from_the_catalog_and_those_left_to_fill
     for section in ("litellm_settings", "router_settings", "general_settings"):
         assert f"note: {section}: not imported" in err
     assert "tpm not imported" in err
+    assert "router_settings.model_group_alias.legacy: no model_name 'no-such-group'; skipped" in err
 
 
 def test_the_files_carry_the_schema_line_provenance_from_the_catalog_and_no_secret(
@@ -102,9 +105,9 @@ def test_the_files_carry_the_schema_line_provenance_from_the_catalog_and_no_secr
 ) -> None:
     out_dir = imported(tmp_path, capsys)
     names = sorted(str(p.relative_to(out_dir)) for p in out_dir.rglob("*") if p.is_file())
-    assert names == ["cases/litellm.yaml", "deployments.yaml", "models.yaml", "routes.yaml",
+    assert names == ["aliases.yaml", "cases/litellm.yaml", "deployments.yaml", "models.yaml", "routes.yaml",
                      "schema/cases.schema.json", "schema/policy.schema.json", "tenants.yaml"]  # fmt: skip
-    for name in ("models.yaml", "deployments.yaml", "routes.yaml", "tenants.yaml"):
+    for name in ("models.yaml", "deployments.yaml", "routes.yaml", "tenants.yaml", "aliases.yaml"):
         assert (out_dir / name).read_text().startswith("# yaml-language-server: $schema=schema/policy.schema.json\n")
     shipped = yaml.safe_load((REPO / "policies" / "models.yaml").read_text())["models"]
     models = yaml.safe_load((out_dir / "models.yaml").read_text())["models"]
@@ -172,6 +175,8 @@ def test_once_filled_check_passes_and_every_client_name_routes_to_its_deployment
         )
         assert code == 0, err
         assert set(json.loads(out)["decision"]["order"]) == deployments, client_name
+    code, out, err = run(capsys, "policy", "verify", out_dir)
+    assert code == 0, out + err
 
 
 def test_a_group_reaching_deployments_of_another_group_is_named(
