@@ -10,6 +10,7 @@ from pathlib import Path
 
 import orjson
 
+from gateway.cli.policy_import import add_import_command
 from gateway.cli.policy_load import POLICIES_DEFAULT, load
 from gateway.cli.policy_proof import add_proof_commands
 from gateway.cli.policy_tools import add_policy_tools
@@ -78,6 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     explain.set_defaults(run=_explain)
     add_policy_tools(policy)  # test, schema
     add_proof_commands(policy)  # verify, diff
+    add_import_command(policy)  # import-litellm
 
     _router_parser(commands)
 

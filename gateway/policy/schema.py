@@ -17,6 +17,7 @@ from gateway.policy.detect_custom import compile_custom
 from gateway.policy.guarantees_schema import Guarantees
 from gateway.policy.guards_schema import AdminSpec, Budget, CacheSpec, DeploymentCaps, RateLimits, StateSpec
 from gateway.policy.network_schema import HealthSpec, ProxySetting, TlsSpec
+from gateway.policy.provenance import require_filled
 from gateway.policy.retry_schema import RetrySpec, legacy_max_retries
 
 Tier = Literal["simple", "standard", "complex"]
@@ -81,6 +82,11 @@ class ModelSpec(Strict):
     price: Price | None = None
     description: str = ""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _provenance_filled(cls, data: Any) -> Any:
+        return require_filled(data, ("vendor", "origin", "open_weights", "license", "quality_tier"), "model")
+
 
 class DeploymentSpec(Strict):
     """One callable endpoint of one model."""
@@ -105,7 +111,7 @@ class DeploymentSpec(Strict):
     @model_validator(mode="before")
     @classmethod
     def _legacy_max_retries(cls, data: Any) -> Any:
-        return legacy_max_retries(data)
+        return legacy_max_retries(require_filled(data, ("operator", "jurisdiction", "self_hosted"), "deployment"))
 
     @model_validator(mode="after")
     def _openai_compatible_needs_url(self) -> DeploymentSpec:
