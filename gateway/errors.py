@@ -7,6 +7,7 @@ The HTTP edge turns any :class:`GatewayError` into OpenAI's JSON error shape
     GatewayError
     ├── InvalidRequest (400)
     │   ├── BodyTooLarge (413)
+    │   ├── PromptTooLarge (400)      the prompt is over the tenant's limits.max_prompt_chars
     │   └── NotCapable (400)          no candidate can serve what the request needs
     ├── AuthenticationFailed (401)
     ├── PolicyDenied (403)            names the rule and the value
@@ -38,6 +39,7 @@ class GatewayError(Exception):
     code: str | None = "internal_error"
     attempts: tuple[Any, ...] = ()  # upstream attempts made before the error (gateway.call.Attempt)
     retry_after: float | None = None  # seconds, sent as Retry-After
+    rule: str | None = None  # the policy rule that refused the request before any decision (gateway_policy_denials)
 
     def __init__(
         self, message: str, *, param: str | None = None, code: str | None = None, retry_after: float | None = None
@@ -62,6 +64,17 @@ class InvalidRequest(GatewayError):
 class BodyTooLarge(InvalidRequest):
     status = 413
     code = "request_too_large"
+
+
+class PromptTooLarge(InvalidRequest):
+    """A 400, not a 413: the body was within ``max_body_bytes``; its prompt is over a policy limit, which is
+    how OpenAI and Anthropic answer a prompt that is too long (their SDKs raise ``BadRequestError``)."""
+
+    code = "prompt_too_large"
+
+    def __init__(self, message: str, *, param: str | None, rule: str) -> None:
+        super().__init__(message, param=param)
+        self.rule = rule
 
 
 class NotCapable(InvalidRequest):

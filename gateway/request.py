@@ -42,6 +42,7 @@ class ChatRequest:
     requested_model: str | None = None  # the client's own name, when an alias resolved it to ``model``
     alias: str | None = None  # that alias as the policy writes it (the exact name or the pattern that matched)
     whole_text: str | None = None  # the whole prompt text when ``text`` is cut to its ends (the detectors read it)
+    prompt_chars: int = 0  # characters of all the text the upstream would get (gateway.routing.prompt_size)
 
     @property
     def scanned_text(self) -> str:

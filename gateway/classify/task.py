@@ -19,6 +19,7 @@ Limitation: a terse follow-up ("yes, go on") scores as the short text it is, plu
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
 from collections.abc import Sequence
@@ -36,9 +37,9 @@ AGENT_TAGS = (
     "command-args",
     "local-command-stdout",
 )
-_BLOCK = re.compile(r"<(" + "|".join(map(re.escape, AGENT_TAGS)) + r")>.*?</\1>", re.DOTALL)
 _TAG_OPEN = "<"
 CLASSIFY_CHARS = 4_000  # a long task is read at each end, as ``routing.normalize`` reads a long prompt
+READ_CHARS = 65_536  # a user turn longer than twice this is searched for agent blocks at its two ends only
 CONTEXT_UNIT = 64  # tokens; the context-length term grows with log2(1 + context tokens / unit)
 
 
@@ -56,17 +57,17 @@ def split(request: ChatRequest) -> Task | None:
     alone = len(messages) == 1
     if alone and _TAG_OPEN not in request.last_user:
         return None
-    task = latest_task(messages) or strip_agent_blocks(request.last_user)
-    if (alone and task == request.last_user.strip()) or not task:
+    task, chars = latest_task(messages) or read_task(request.last_user)
+    if (alone and chars == len(request.last_user.strip())) or not task:  # nothing removed: the prompt itself
         return None
-    context_tokens = max(0, request.prompt_tokens_estimate - len(task) // CHARS_PER_TOKEN)
+    context_tokens = max(0, request.prompt_tokens_estimate - chars // CHARS_PER_TOKEN)
     context_tokens += _tool_chars(request.body.get("tools")) // CHARS_PER_TOKEN
     view = dataclasses.replace(
         request,
         text=task if len(task) <= 2 * CLASSIFY_CHARS else task[:CLASSIFY_CHARS] + "\n" + task[-CLASSIFY_CHARS:],
         last_user=task,
         turns=1,
-        prompt_tokens_estimate=max(1, len(task) // CHARS_PER_TOKEN),
+        prompt_tokens_estimate=max(1, chars // CHARS_PER_TOKEN),
         max_tokens=None,
         needs_tools=False,
     )
@@ -79,20 +80,56 @@ def scored(request: ChatRequest) -> ChatRequest:
     return request if task is None else task.request
 
 
-def latest_task(messages: Sequence[Any]) -> str | None:
-    """The text of the latest user message that says more than agent reminders, the reminders removed."""
+def latest_task(messages: Sequence[Any]) -> tuple[str, int] | None:
+    """The latest user message that says more than agent reminders, the reminders removed (``read_task``)."""
     for message in reversed(messages):
         if isinstance(message, dict) and message.get("role") == "user":
-            text = strip_agent_blocks(_text(message.get("content")))
-            if text:
-                return text
+            task = read_task(_text(message.get("content")))
+            if task[0]:
+                return task
     return None
 
 
+def read_task(text: str) -> tuple[str, int]:
+    """A user turn without its agent blocks, and how long it is. A turn over ``2 * READ_CHARS`` characters is
+    searched at its two ends only (``READ_CHARS`` each; the classifier reads 4,000 of each end anyway): its
+    middle is counted in the length, not read, so the work is bounded whatever the turn's size."""
+    if _TAG_OPEN not in text:
+        stripped = text.strip()
+        return stripped, len(stripped)
+    if len(text) <= 2 * READ_CHARS:
+        stripped = strip_agent_blocks(text)
+        return stripped, len(stripped)
+    unread = len(text) - 2 * READ_CHARS
+    stripped = strip_agent_blocks(text[:READ_CHARS] + "\n" + text[-READ_CHARS:])
+    return stripped, len(stripped) + unread
+
+
+@functools.lru_cache(maxsize=128)
+def _opener(tags: frozenset[str]) -> re.Pattern[str]:
+    return re.compile("<(" + "|".join(re.escape(t) for t in AGENT_TAGS if t in tags) + ")>")
+
+
 def strip_agent_blocks(text: str) -> str:
+    """``text`` without its agent blocks (``<tag>...</tag>``, the nearest closing tag), stripped.
+
+    Linear in the text: a tag found open with no closing tag after it is dropped from the search (no later
+    one can close either), where a ``<tag>.*?</tag>`` regex would scan to the end from every such opening."""
     if _TAG_OPEN not in text:
         return text.strip()
-    return _BLOCK.sub("", text).strip()
+    tags = frozenset(AGENT_TAGS)
+    pieces, kept, at = [], 0, 0
+    while tags and (match := _opener(tags).search(text, at)) is not None:
+        tag = match.group(1)
+        end = text.find(f"</{tag}>", match.end())
+        if end < 0:
+            tags -= {tag}
+            at = match.start()  # other tags may open here or later
+            continue
+        pieces.append(text[kept : match.start()])
+        kept = at = end + len(tag) + 3
+    pieces.append(text[kept:])
+    return "".join(pieces).strip()
 
 
 def _text(content: Any) -> str:

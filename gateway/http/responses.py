@@ -59,7 +59,7 @@ async def responses_endpoint(request: Request, routing: Routing, sinks: Sequence
         chat = requests.to_chat(body, earlier)
         reply = _Reply(body, [*earlier, *responses.as_resources(requests.input_items(body))], tenant, store, routing)
         native = Native("responses", _resolved(body, earlier))
-        routed = await route(routing, "chat", chat, headers, obs.decided, native)
+        routed = await route(routing, "chat", chat, headers, obs.decided, native, obs.identified)
     except GatewayError as exc:
         obs.called_failed(exc)
         obs.finish(exc.status, exc.code)

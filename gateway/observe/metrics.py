@@ -110,7 +110,8 @@ class Metrics:
             ["tenant", "route"], registry=r,
         )  # fmt: skip
         self.denials = Counter(
-            "gateway_policy_denials", "Requests in which a rule denied at least one candidate, by rule.",
+            "gateway_policy_denials", "Requests in which a rule denied at least one candidate, or refused the "
+            "request itself (limits.max_prompt_chars), by rule.",
             ["tenant", "rule"], registry=r,
         )  # fmt: skip
         self.refusals = Counter(

@@ -96,6 +96,7 @@ class Observation:
         self.decided_seconds: float | None = None
         self.tenant = "none"  # known once the key is checked, before any decision
         self.requested_model: str | None = None
+        self.refused_by: str | None = None  # the rule that refused the request before any decision
 
     def identified(self, tenant: str, request: ChatRequest) -> None:
         """The key's tenant and the model the client asked for, known before the decision (which may refuse)."""
@@ -116,6 +117,7 @@ class Observation:
     def called_failed(self, error: GatewayError) -> None:
         """The call failed as a whole: keep the attempts it made, for metrics and the audit."""
         self.attempts = tuple(error.attempts)
+        self.refused_by = error.rule
         self.upstream_seconds += sum(a.seconds for a in self.attempts)
 
     def answered(self, body: Json) -> None:
@@ -163,6 +165,8 @@ class Observation:
         tokens, estimated = self.usage.settled(ending) if self.usage is not None else ((0, 0), None)
         cost, counterfactual = self._costs(dep, route, tokens)
         denied = sorted({v.rule for verdict in decision.verdicts for v in verdict.violations}) if decision else []
+        if self.refused_by is not None:  # limits.max_prompt_chars: counted with the rules in gateway_policy_denials
+            denied = [self.refused_by]
         return RequestRecord(
             request_id=self.request_id,
             time=self.time,

@@ -13,6 +13,7 @@ from gateway.classify.base import Classifier, Complexity
 from gateway.errors import GatewayError, InvalidRequest, ModelNotFound, NotCapable, PolicyDenied, UpstreamUnavailable
 from gateway.policy.detect import Detected
 from gateway.policy.policy_set import Deployment, PolicySet, Violation
+from gateway.policy.prompt_limit import PromptSize, check_prompt_size
 from gateway.policy.rules import FIT_RULES, POLICY_RULES, Context, is_policy_rule
 from gateway.policy.schema import RouteSpec, TenantSpec, Thresholds, Tier
 from gateway.request import ChatRequest
@@ -64,6 +65,7 @@ class Decision:
     resolved_model: str = ""  # the route or catalog model that name is: itself, or an alias's target
     alias: str | None = None  # the policy's alias (exact name or pattern) that resolved it, if any
     detected: Detected | None = None  # personal data found that raised the data class (never the text)
+    prompt: PromptSize | None = None  # the prompt's size, its limit, and how much of it the classifier read
 
     def to_json(self) -> dict[str, Any]:
         complexity = None
@@ -83,6 +85,7 @@ class Decision:
             "tier": self.tier,
             "data_class": self.data_class,
             "detected": self.detected.to_json() if self.detected else None,
+            "prompt": self.prompt.to_json() if self.prompt else None,
             "policy_revision": self.revision,
             "complexity": complexity,
             "candidates": [v.to_json() for v in self.verdicts],
@@ -109,6 +112,7 @@ def decide(
     """Judge every candidate and rank the allowed ones. ``downgrade``: the tenant's budget is nearly
     spent and its policy says downgrade, so a route uses its cheapest tier (``simple``)."""
     tenant = policy.tenants[tenant_id]
+    prompt = check_prompt_size(policy, tenant_id, request)  # first: an over-sized prompt is read by nothing
     route = policy.routes.get(request.model)
     if route is None and request.model not in policy.models:
         raise ModelNotFound(f"The model {request.model!r} does not exist or is not served here.", param="model")
@@ -153,6 +157,7 @@ def decide(
         request.model,
         request.alias,
         detected,
+        prompt,
     )
 
 

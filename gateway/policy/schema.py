@@ -139,6 +139,13 @@ class ApiKey(Strict):
     limits: RateLimits | None = None  # per key, on top of the tenant's
 
 
+class TenantLimits(RateLimits):
+    """A tenant's limits: its rates (``rpm``, ``tpm``) and the largest prompt it may send, which overrides
+    the global ``limits.max_prompt_chars`` (higher or lower). A key's own ``limits`` holds rates only."""
+
+    max_prompt_chars: int | None = Field(None, gt=0)
+
+
 class TenantSpec(Strict):
     """Who is calling and what they allow. Absent allow-lists allow everything."""
 
@@ -155,7 +162,7 @@ class TenantSpec(Strict):
     allow_routes: tuple[Id, ...] | None = None
     require_self_hosted: bool = False
     audit_content: bool = False  # write prompt and completion text to the audit log
-    limits: RateLimits | None = None
+    limits: TenantLimits | None = None
     budget: Budget | None = None
     cache: CacheSpec | None = None  # cache this tenant's non-streaming answers
     guarantees: Guarantees | None = None  # what `gateway policy verify` proves (never read by routing)
@@ -224,6 +231,9 @@ class RouteSpec(Strict):
 
 class Limits(Strict):
     max_body_bytes: int = Field(4 * 1024 * 1024, gt=0)
+    # the most prompt text a request may carry, in characters (docs/edge-limits.md#prompt-size); none: no limit
+    # but max_body_bytes. A tenant's limits.max_prompt_chars overrides it.
+    max_prompt_chars: int | None = Field(None, gt=0)
     request_deadline_seconds: float = Field(120.0, gt=0)
     responses_ttl_seconds: float = Field(3600.0, gt=0, le=30 * 86400)  # stored Responses API answers (store: true)
 

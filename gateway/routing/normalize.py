@@ -19,6 +19,7 @@ import orjson
 from gateway.errors import InvalidRequest
 from gateway.policy.aliases import Aliases
 from gateway.request import CHARS_PER_TOKEN, ChatRequest, Endpoint, Native
+from gateway.routing.prompt_size import prompt_chars
 from gateway.routing.validate import RULES, check, shown
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
@@ -100,6 +101,7 @@ def normalize(
         traceparent=_traceparent(headers),
         requested_model=model if resolved else None,
         alias=resolved.alias if resolved else None,
+        prompt_chars=prompt_chars(endpoint, body, texts),
     )
 
 

@@ -1,6 +1,6 @@
 """The routing of one request, top to bottom.
 
-    raw body -> auth (key -> tenant) -> normalize -> detect + classify + policy (decide) -> rate limits
+    raw body -> auth (key -> tenant) -> normalize -> prompt size -> detect + classify + policy (decide) -> rate limits
              -> cache -> budget -> call (gate, retry, fallback) ... -> finish (settle, cache)
 
 ``decide`` first runs the policy's personal-data detectors (which may raise the data class), then the
@@ -20,6 +20,7 @@ from gateway.classify.base import Classifier
 from gateway.observe.record import RequestRecord
 from gateway.policy.decide import Decision, decide, refusal
 from gateway.policy.policy_set import PolicySet
+from gateway.policy.prompt_limit import check_prompt_size
 from gateway.request import ChatRequest, Endpoint, Native
 from gateway.routing.auth import authenticate
 from gateway.routing.normalize import normalize
@@ -75,6 +76,7 @@ async def route(
     request = normalize(endpoint, raw, headers, native, policy.aliases)
     if on_request is not None:
         on_request(tenant, request)
+    check_prompt_size(policy, tenant, request)  # before any store call; decide checks again (explain, cases)
     downgrade = await guards.over_downgrade_line(policy, tenant)
     decision = decide(policy, tenant, request, routing.classifier, await routing.gate.unhealthy(policy), downgrade)
     on_decision(decision, request.text)
