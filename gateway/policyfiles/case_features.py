@@ -39,4 +39,3 @@ def body_of(features: Features) -> dict[str, Any]:
     if features.json_output:
         body["response_format"] = {"type": "json_object"}
     return body
-

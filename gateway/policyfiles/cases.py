@@ -189,4 +189,3 @@ def _compare(expect: Expect, decision: Decision | None, error: GatewayError | No
         problems.append(f"expected allowed {expect.allowed}, got {order}")
     problems.extend(f"deployment {d!r} must not be allowed, got order {order}" for d in expect.never if d in order)
     return problems
-
