@@ -12,9 +12,11 @@ timeout. Twice (at a third and two thirds of the run) the Redis server is stoppe
 
 Prints requests sent, answered and failed by reason, the gateway's RSS slope and open file
 descriptors, and whether Redis settled exactly: the deployment's price is $1 per token, so the
-budget's ``spent`` must equal the tokens of every request the gateway answered in full (usage of
-plain answers and of streams that ended with ``[DONE]``), and the tpm counters, read every 5 s
-while their window lives, must sum to the same tokens.
+budget's ``spent`` must equal the tokens the gateway charged (its audit log: every request's tokens,
+a stream cut short included, with its usage estimated), and the tpm counters, read every 5 s while
+their window lives, must sum to the same tokens; and the audit's tokens of requests with the
+upstream's own usage must equal what the clients counted in the answers they got in full (usage of
+plain answers and of streams that ended with ``[DONE]``).
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ class Tally:
     tpm: dict[str, int] = field(default_factory=dict)  # last value read of each tpm window's counter
     pauses: list[float] = field(default_factory=list)  # seconds into the run
     budget: tuple[float, float] = (0.0, 0.0)  # the budget's spent and still reserved, at the end
+    charged: Counter[str] = field(default_factory=Counter)  # the audit's tokens: "all", "reported", "estimated"
 
 
 def policy(directory: Path, upstream: str) -> Path:
@@ -204,6 +207,14 @@ async def read_tpm(reader: aioredis.Redis, tally: Tally) -> None:
             tally.tpm[k.decode()] = int(v)
 
 
+def audited(path: Path, tally: Tally) -> None:
+    for line in path.read_text().splitlines():
+        entry = orjson.loads(line)
+        tokens = int(entry["input_tokens"] or 0) + int(entry["output_tokens"] or 0)
+        tally.charged["all"] += tokens
+        tally.charged["estimated" if entry["usage_estimated"] else "reported"] += tokens
+
+
 async def drive(args: argparse.Namespace, gateway_pid: int, redis_pid: int, urls: dict[str, str]) -> Tally:
     tally, done = Tally(), asyncio.Event()
     side = [
@@ -247,12 +258,15 @@ def report(args: argparse.Namespace, tally: Tally) -> bool:
           f"{tally.rss[-1][1]:.1f} MB; slope after warm-up {slope_mb_per_min(steady):+.3f} MB/min")  # fmt: skip
     print(f"  gateway open fds: first {tally.fds[0]}, max {max(tally.fds)}, at the end {tally.fds[-1]}")
     spent, reserved = tally.budget
-    tpm = sum(tally.tpm.values())
-    exact = spent == tally.completed_tokens and tpm == tally.completed_tokens
-    print(f"  tokens of answers completed: {tally.completed_tokens}; Redis budget spent ${spent:.0f} (reserved "
-          f"${reserved:.0f} still held); tpm counters summed over {len(tally.tpm)} windows: {tpm}")  # fmt: skip
-    print(f"  settled exactly: {'yes' if exact else 'NO'} (budget {spent - tally.completed_tokens:+.0f}, "
-          f"tpm {tpm - tally.completed_tokens:+d})")  # fmt: skip
+    tpm, charged, reported = sum(tally.tpm.values()), tally.charged["all"], tally.charged["reported"]
+    exact = spent == charged and tpm == charged and reported == tally.completed_tokens
+    print(f"  tokens charged (audit log): {charged}, of which the upstream's own usage {reported} and estimated "
+          f"{tally.charged['estimated']} (streams cut short); tokens of answers the clients got in full: "
+          f"{tally.completed_tokens}")  # fmt: skip
+    print(f"  Redis budget spent ${spent:.0f} (reserved ${reserved:.0f} still held); tpm counters summed over "
+          f"{len(tally.tpm)} windows: {tpm}")  # fmt: skip
+    print(f"  settled exactly: {'yes' if exact else 'NO'} (budget {spent - charged:+.0f}, tpm {tpm - charged:+d}, "
+          f"answers in full {reported - tally.completed_tokens:+d})")  # fmt: skip
     return exact
 
 
@@ -287,9 +301,11 @@ def main(argv: list[str] | None = None) -> int:
             env = {**os.environ, "REDIS_URL": urls["redis"]}
             serve = [python, "-m", "gateway", "serve", "--policies", str(policies), "--port", str(ports["gateway"])]
             serve += ["--log-level", "error", "--audit-log", str(Path(tmp) / "audit.jsonl")]
+            serve += ["--audit-flush-seconds", "0"]  # each line written at once: read back at the end
             procs.append(spawn(serve, env=env, log=Path(tmp) / "gateway.log"))
             wait_until(ready(urls["gateway"]), procs[-1], 60, "the gateway")
             tally = asyncio.run(drive(args, procs[-1].pid, procs[0].pid, urls))
+            audited(Path(tmp) / "audit.jsonl", tally)
         finally:
             for proc in reversed(procs):
                 stop(proc)

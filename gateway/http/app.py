@@ -42,6 +42,7 @@ from gateway.routing.pipeline import Routing
 from gateway.settings import PROCESS_ENV, Settings
 from gateway.state import open_store, target_from_env
 from gateway.state.guards import Guards, Outages
+from gateway.state.settlement import Settlements
 from gateway.upstream.caller import Caller
 from gateway.upstream.gate import DeploymentGate
 from gateway.upstream.health import HealthChecker, check_models
@@ -115,7 +116,15 @@ async def _start(settings: Settings, env: Mapping[str, str] | None, stack: Async
     store = await open_store(target_from_env(lookup))  # REDIS_URL, REDIS_MODE, ... (gateway/state/redis_target.py)
     stack.push_async_callback(store.aclose)
     metrics.policy_loaded(policy.revision, None)
-    guards = Guards(store, Outages(lambda feature: metrics.state_errors.labels(feature).inc()))
+    outages = Outages(lambda feature: metrics.state_errors.labels(feature).inc())
+    settlements = Settlements(
+        store,
+        on_failure=lambda exc: outages.report("settlement", exc),
+        on_depth=metrics.settlements_pending.set,
+        on_drop=metrics.settlements_dropped.inc,
+    )
+    stack.push_async_callback(settlements.drain)  # before the store closes: a bounded wait for what is queued
+    guards = Guards(store, outages, settlements)
     gate = DeploymentGate(store, guards.outages)
     classifier = load_default_classifier()
     caller = Caller(providers, gate, lookup, passthrough=providers.passthrough, responses=providers.responses)

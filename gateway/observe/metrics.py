@@ -150,6 +150,15 @@ class Metrics:
             "gateway_state_errors", "Calls to the shared state store that failed (Redis down or slow), by feature.",
             ["feature"], registry=r,
         )  # fmt: skip
+        self.settlements_pending = Gauge(
+            "gateway_settlements_pending", "Settlements (a finished request's spend and tokens) waiting in this "
+            "process for the shared state store to answer; applied once it does.", registry=r,
+            multiprocess_mode="livesum",
+        )  # fmt: skip
+        self.settlements_dropped = Counter(
+            "gateway_settlements_dropped", "Settlements given up (the queue was full, or one failed with an "
+            "error): that spend and those tokens were never counted in budgets and rate limits.", registry=r,
+        )  # fmt: skip
         self.upstream_limits = Counter(
             "gateway_upstream_limits", "Upstream answers refused at one of the gateway's limits: answer_bytes, "
             "stream_bytes, encoded_bytes, unread_bytes, inflate_ratio, head_bytes, stream_line_bytes, "

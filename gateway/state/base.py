@@ -81,19 +81,43 @@ class BreakerView:
 
 
 class Counters(Protocol):
-    async def admit(self, limits: Sequence[Limit], now: float) -> Admission:
-        """Atomically: if every limit has room for its amount, count all of them; otherwise count none."""
+    async def admit(self, limits: Sequence[Limit], now: float, settlement: str = "") -> Admission:
+        """Atomically: if every limit has room for its amount, count all of them; otherwise count none.
 
-    async def adjust(self, limits: Sequence[Limit], windows: Sequence[int], deltas: Sequence[int]) -> None:
-        """Correct earlier counts (e.g. TPM: estimated tokens -> real usage) in the windows they were made in."""
+        ``settlement``: the request's id. The store remembers the admission under it (while the windows
+        live), and counts nothing when that settlement was already applied: a late copy of an admission
+        the caller gave up on (a timeout) must not count twice."""
+
+    async def adjust(
+        self,
+        limits: Sequence[Limit],
+        windows: Sequence[int],
+        deltas: Sequence[int],
+        settlement: str = "",
+        unadmitted: Sequence[int] | None = None,
+        now: float | None = None,
+    ) -> None:
+        """Correct earlier counts (e.g. TPM: estimated tokens -> real usage) in the windows they were made in.
+
+        With ``settlement``, applied at most once per id (a repeated call changes nothing). ``unadmitted``:
+        the caller does not know whether the admission reached the store (it failed open); when the store
+        has no admission under ``settlement``, these deltas apply instead, and a counter missing from a
+        window still live at ``now`` (unix seconds; the current time when None) is created."""
 
 
 class Budgets(Protocol):
-    async def reserve(self, caps: Sequence[Cap], amount_usd: float, now: float) -> Reservation:
-        """Atomically: if spent + reserved + amount <= limit for every cap, reserve amount in all of them."""
+    async def reserve(
+        self, caps: Sequence[Cap], amount_usd: float, now: float, reservation_id: str = ""
+    ) -> Reservation:
+        """Atomically: if spent + reserved + amount <= limit for every cap, reserve amount in all of them.
+
+        ``reservation_id``: the caller's (a new one when empty), so it can settle a reservation whose answer
+        it never got; nothing is reserved under an id that was already settled (a late copy)."""
 
     async def settle(self, caps: Sequence[Cap], reservation_id: str, actual_usd: float) -> None:
-        """Replace the reservation by the actual spend (0 when the request failed)."""
+        """Replace the reservation by the actual spend (0 when the request failed). The spend counts even
+        without a reservation (it expired, or was never made). At most once per non-empty ``reservation_id``
+        (for ``SETTLED_SECONDS``): a repeated call, such as a retry after a timeout, changes nothing."""
 
     async def spent(self, caps: Sequence[Cap]) -> list[float]:
         """Spent + reserved in each cap."""

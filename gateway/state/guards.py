@@ -4,16 +4,21 @@ per-deployment gate (circuit breaker, concurrency cap, RPM cap).
 Every guard reads and writes the :mod:`gateway.state` store only. When the store cannot answer,
 the policy's fail mode decides: ``open`` serves the request anyway, ``closed`` refuses it with 503.
 An outage is logged at most once per interval per feature and counted in ``outages``.
+
+What a request really used is settled exactly, also across outages: a settlement the store cannot
+take waits in this replica's queue (``settlement.py``) and is applied once it can, at most once per
+request id; a request whose limits or budget failed open is counted when the store is back.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import secrets
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -24,7 +29,9 @@ from gateway.policy.decide import Decision
 from gateway.policy.guards_schema import Budget, FailMode, RateLimits
 from gateway.policy.policy_set import PolicySet
 from gateway.request import ChatRequest
+from gateway.state import rules
 from gateway.state.base import Cap, Limit, StateUnavailable, Store
+from gateway.state.settlement import Settlement, Settlements
 
 log = logging.getLogger("gateway.guards")
 T = TypeVar("T")
@@ -40,7 +47,14 @@ class Grant:
     windows: tuple[int, ...] = ()
     estimate_tokens: int = 0
     caps: tuple[Cap, ...] = ()
-    reservation_id: str | None = None  # "": the budget could not reserve (failed open); settle still counts the spend
+    reservation_id: str | None = None  # also when the budget failed open: settle counts the spend, frees a late copy
+    id: str = ""  # the request's settlement id: its admission, reservation and settlement count once under it
+    counted: bool = True  # False: the rate limits failed open; the store knows whether the admission landed
+    tenant: str = ""
+
+
+def new_id() -> str:
+    return secrets.token_hex(12)
 
 
 class Outages:
@@ -63,9 +77,13 @@ class Outages:
 
 
 class Guards:
-    def __init__(self, store: Store, outages: Outages | None = None) -> None:
+    def __init__(self, store: Store, outages: Outages | None = None, settlements: Settlements | None = None) -> None:
         self.store = store
         self.outages = outages or Outages()
+        self.settlements = settlements or Settlements(store, on_failure=self.settlement_failed)
+
+    def settlement_failed(self, exc: StateUnavailable) -> None:
+        self.outages.report("settlement", exc)
 
     async def _guarded(self, feature: str, fail: FailMode, call: Awaitable[T], fallback: T) -> T:
         try:
@@ -97,10 +115,13 @@ class Guards:
         if not named:
             return Grant()
         limits = tuple(limit for _, limit in named)
-        fail = policy.state.rate_limits_fail
-        admission = await self._guarded("rate limits", fail, self.store.counters.admit(limits, time.time()), None)
-        if admission is None:
-            return Grant()
+        fail, now, settlement = policy.state.rate_limits_fail, time.time(), new_id()
+        admitting = self.store.counters.admit(limits, now, settlement)
+        admission = await self._guarded("rate limits", fail, admitting, None)
+        if admission is None:  # failed open: counted when it settles, unless its admission landed after all
+            windows = tuple(rules.window_of(limit, now) for limit in limits)
+            estimate = request.prompt_tokens_estimate
+            return Grant(limits, windows, estimate, id=settlement, counted=False, tenant=tenant_id)
         if not admission.allowed and admission.refused is not None:
             name = next(n for n, limit in named if limit == admission.refused)
             unit = "tokens" if admission.refused.key.endswith(":tpm") else "requests"
@@ -109,7 +130,7 @@ class Guards:
                 f"used. Retry in {admission.retry_after_seconds:.0f} s.",
                 retry_after=admission.retry_after_seconds,
             )
-        return Grant(limits, admission.windows, request.prompt_tokens_estimate)
+        return Grant(limits, admission.windows, request.prompt_tokens_estimate, id=settlement, tenant=tenant_id)
 
     # --- budgets ---------------------------------------------------------------------------------
 
@@ -143,9 +164,11 @@ class Guards:
         now = time.time()
         caps = _caps(decision.tenant, budget, now)
         estimate = next(v.estimated_cost_usd for v in decision.verdicts if v.deployment is decision.ranked[0])
-        reservation = await self._guarded("budgets", budget.fail, self.store.budgets.reserve(caps, estimate, now), None)
-        if reservation is None:  # failed open: nothing reserved, but the spend is still counted when it settles
-            return Grant(grant.limits, grant.windows, grant.estimate_tokens, caps, "")
+        rid = grant.id or new_id()
+        reserving = self.store.budgets.reserve(caps, estimate, now, rid)
+        reservation = await self._guarded("budgets", budget.fail, reserving, None)
+        if reservation is None:  # failed open: nothing reserved (or a late copy, freed when it settles); spend counted
+            return replace(grant, caps=caps, reservation_id=rid, id=rid, tenant=decision.tenant)
         if not reservation.allowed and reservation.refused is not None:
             cap = reservation.refused
             window = "daily" if ":d:" in cap.key else "monthly"
@@ -154,23 +177,14 @@ class Guards:
                 f"${cap.limit_usd:.6g} spent or reserved, and this request needs about ${estimate:.6g}.",
                 retry_after=_window_end(window, now) - now,
             )
-        return Grant(grant.limits, grant.windows, grant.estimate_tokens, caps, reservation.reservation_id)
+        return replace(grant, caps=caps, reservation_id=reservation.reservation_id, id=rid, tenant=decision.tenant)
 
     async def settle(self, grant: Grant, cost_usd: float, tokens: int) -> None:
-        """Replace estimates by what the request really used (cost 0 and no tokens when it failed)."""
-        try:
-            if grant.reservation_id is not None:
-                await self.store.budgets.settle(grant.caps, grant.reservation_id, cost_usd)
-            tpm = [
-                (limit, window)
-                for limit, window in zip(grant.limits, grant.windows, strict=True)
-                if limit.key.endswith(":tpm")
-            ]
-            if tpm and tokens != grant.estimate_tokens:
-                delta = tokens - grant.estimate_tokens
-                await self.store.counters.adjust([t[0] for t in tpm], [t[1] for t in tpm], [delta] * len(tpm))
-        except StateUnavailable as exc:
-            self.outages.report("settlement", exc)
+        """Replace estimates by what the request really used (cost 0 and no tokens when it failed); when the
+        store cannot take it now, it is queued and applied once it can (``settlement.py``)."""
+        settlement = _settlement(grant, cost_usd, tokens)
+        if settlement is not None:
+            await self.settlements.submit(settlement)
 
     # --- response cache --------------------------------------------------------------------------
 
@@ -201,6 +215,26 @@ class Guards:
             await self.store.cache.put(key, body, ttl)
         except StateUnavailable as exc:
             self.outages.report("cache", exc)
+
+
+def _settlement(grant: Grant, cost_usd: float, tokens: int) -> Settlement | None:
+    """The store updates that settle ``grant``: the spend, and per limit the correction of what admission
+    counted (tpm: real tokens minus the estimate), or, when it may not have counted, the whole request."""
+    limits, windows, deltas, unadmitted = [], [], [], []
+    for limit, window in zip(grant.limits, grant.windows, strict=True):
+        tpm = limit.key.endswith(":tpm")
+        delta = tokens - grant.estimate_tokens if tpm else 0
+        if delta or not grant.counted:
+            limits.append(limit)
+            windows.append(window)
+            deltas.append(delta)
+            unadmitted.append(tokens if tpm else limit.amount)
+    if grant.reservation_id is None and not limits:
+        return None
+    return Settlement(
+        grant.id, grant.tenant, cost_usd, tokens, grant.caps, grant.reservation_id,
+        tuple(limits), tuple(windows), tuple(deltas), None if grant.counted else tuple(unadmitted),
+    )  # fmt: skip
 
 
 def _limits(

@@ -33,12 +33,29 @@ from gateway.state.expiring import ExpiringMap
 Clock = Callable[[], float]
 
 
-class MemoryCounters:
-    def __init__(self, counts: ExpiringMap[int]) -> None:
-        self._counts = counts  # "key:window" -> units
+class Markers:
+    """What was applied of each settlement (``admitted``, ``counters``, ``budget``), so a repeat counts once."""
 
-    async def admit(self, limits: Sequence[Limit], now: float) -> Admission:
+    def __init__(self, marks: ExpiringMap[set[str]]) -> None:
+        self._marks = marks
+
+    def has(self, settlement: str, part: str) -> bool:
+        return bool(settlement) and part in (self._marks.get(settlement) or ())
+
+    def mark(self, settlement: str, part: str, ttl_seconds: float) -> None:
+        if settlement:
+            self._marks.extend(settlement, {*(self._marks.get(settlement) or ()), part}, ttl_seconds)
+
+
+class MemoryCounters:
+    def __init__(self, counts: ExpiringMap[int], markers: Markers) -> None:
+        self._counts = counts  # "key:window" -> units
+        self._markers = markers
+
+    async def admit(self, limits: Sequence[Limit], now: float, settlement: str = "") -> Admission:
         windows = tuple(rules.window_of(limit, now) for limit in limits)
+        if self._markers.has(settlement, "counters"):
+            return Admission(True, windows=windows)
         keys = [f"{limit.key}:{window}" for limit, window in zip(limits, windows, strict=True)]
         counts = [self._counts.get(key) or 0 for key in keys]
         for limit, window, current in zip(limits, windows, counts, strict=True):
@@ -47,14 +64,37 @@ class MemoryCounters:
                 return Admission(False, limit, current, retry_after, windows)
         for limit, window, key, current in zip(limits, windows, keys, counts, strict=True):
             self._counts.put(key, current + limit.amount, rules.counter_ttl(limit, window, now))
+        self._markers.mark(settlement, "admitted", _marker_ttl(limits, windows, now))
         return Admission(True, windows=windows)
 
-    async def adjust(self, limits: Sequence[Limit], windows: Sequence[int], deltas: Sequence[int]) -> None:
-        for limit, window, delta in zip(limits, windows, deltas, strict=True):
+    async def adjust(
+        self,
+        limits: Sequence[Limit],
+        windows: Sequence[int],
+        deltas: Sequence[int],
+        settlement: str = "",
+        unadmitted: Sequence[int] | None = None,
+        now: float | None = None,
+    ) -> None:
+        now = time.time() if now is None else now
+        if self._markers.has(settlement, "counters"):
+            return
+        admitted = unadmitted is None or self._markers.has(settlement, "admitted")
+        chosen = deltas if admitted or unadmitted is None else unadmitted
+        for limit, window, delta in zip(limits, windows, chosen, strict=True):
             key = f"{limit.key}:{window}"
             current = self._counts.get(key)
+            live = rules.live_counter_ttl(limit, window, now)
             if current is not None and delta:
                 self._counts.replace(key, max(current + delta, 0))
+            elif current is None and not admitted and delta > 0 and live > 0:
+                self._counts.put(key, delta, live)
+        self._markers.mark(settlement, "counters", _marker_ttl(limits, windows, now))
+
+
+def _marker_ttl(limits: Sequence[Limit], windows: Sequence[int], now: float) -> float:
+    ttls = [rules.counter_ttl(limit, window, now) for limit, window in zip(limits, windows, strict=True)]
+    return max(ttls, default=0.0)
 
 
 @dataclass(slots=True)
@@ -81,17 +121,25 @@ class _Budget:
 
 
 class MemoryBudgets:
-    def __init__(self, caps: ExpiringMap[_Budget], reservation_seconds: float) -> None:
+    def __init__(
+        self, caps: ExpiringMap[_Budget], markers: Markers, reservation_seconds: float, settled_seconds: float
+    ) -> None:
         self._caps = caps
+        self._markers = markers
         self._reservation_seconds = reservation_seconds
+        self._settled_seconds = settled_seconds
 
-    async def reserve(self, caps: Sequence[Cap], amount_usd: float, now: float) -> Reservation:
+    async def reserve(
+        self, caps: Sequence[Cap], amount_usd: float, now: float, reservation_id: str = ""
+    ) -> Reservation:
+        reservation_id = reservation_id or uuid.uuid4().hex
+        if self._markers.has(reservation_id, "budget"):
+            return Reservation(True, reservation_id)
         budgets = [self._caps.get(cap.key) or _Budget() for cap in caps]
         for cap, budget in zip(caps, budgets, strict=True):
             budget.drop_expired(now)
             if budget.spent + budget.reserved + amount_usd > cap.limit_usd + rules.BUDGET_EPSILON:
                 return Reservation(False, refused=cap, spent_usd=budget.spent + budget.reserved)
-        reservation_id = uuid.uuid4().hex
         for cap, budget in zip(caps, budgets, strict=True):
             budget.reserved += amount_usd
             budget.holds[reservation_id] = (amount_usd, now + self._reservation_seconds)
@@ -99,11 +147,14 @@ class MemoryBudgets:
         return Reservation(True, reservation_id)
 
     async def settle(self, caps: Sequence[Cap], reservation_id: str, actual_usd: float) -> None:
+        if self._markers.has(reservation_id, "budget"):
+            return
         for cap in caps:
             budget = self._caps.get(cap.key) or _Budget()
             budget.release(reservation_id)
             budget.spent += actual_usd
             self._caps.put(cap.key, budget, cap.ttl_seconds)
+        self._markers.mark(reservation_id, "budget", self._settled_seconds)
 
     async def spent(self, caps: Sequence[Cap]) -> list[float]:
         budgets = [self._caps.get(cap.key) for cap in caps]
@@ -185,15 +236,18 @@ class MemoryStore:
         reservation_seconds: float = rules.RESERVATION_SECONDS,
         probe_seconds: float = rules.PROBE_SECONDS,
         clock: Clock = time.monotonic,
+        settled_seconds: float = rules.SETTLED_SECONDS,
     ) -> None:
         counts: ExpiringMap[int] = ExpiringMap(clock)
         caps: ExpiringMap[_Budget] = ExpiringMap(clock)
         leases: ExpiringMap[dict[str, float]] = ExpiringMap(clock)
         states: ExpiringMap[rules.BreakerState] = ExpiringMap(clock)
         cached: ExpiringMap[bytes] = ExpiringMap(clock, max_entries=cache_entries)
-        self._maps: tuple[ExpiringMap[Any], ...] = (counts, caps, leases, states, cached)
-        self.counters: Counters = MemoryCounters(counts)
-        self.budgets: Budgets = MemoryBudgets(caps, reservation_seconds)
+        marks: ExpiringMap[set[str]] = ExpiringMap(clock)
+        self._maps: tuple[ExpiringMap[Any], ...] = (counts, caps, leases, states, cached, marks)
+        markers = Markers(marks)
+        self.counters: Counters = MemoryCounters(counts, markers)
+        self.budgets: Budgets = MemoryBudgets(caps, markers, reservation_seconds, settled_seconds)
         self.leases: Leases = MemoryLeases(leases)
         self.breakers: Breakers = MemoryBreakers(states, probe_seconds)
         self.cache: Cache = MemoryCache(cached)

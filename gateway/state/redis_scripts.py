@@ -9,47 +9,85 @@ from __future__ import annotations
 
 FMT = "local function fmt(x) return string.format('%.17g', x) end\n"
 
-# KEYS: one counter per limit (its current window). ARGV: limit, amount, ttl_ms for each.
-# Returns {0, 0} when admitted, else {index of the refused limit (1-based), its current count}.
-ADMIT = """
-for i = 1, #KEYS do
+# A settlement's marker (one hash per request id, under its scope): ``admitted`` once its admission counted,
+# ``counters`` and ``budget`` once those were settled, so a repeated call (a retry after a timeout whose
+# first try did land) changes nothing. Its TTL only ever grows: each part keeps it as long as it needs.
+MARK = """
+local function mark(key, field, ttl)
+  redis.call('HSET', key, field, '1')
+  if redis.call('PTTL', key) < tonumber(ttl) then redis.call('PEXPIRE', key, ttl) end
+end
+"""
+
+# KEYS: one counter per limit (its current window), then the settlement's marker. ARGV: limit, amount,
+# ttl_ms for each, then the marker's ttl_ms (0: no settlement id). Returns {0, 0} when admitted, else
+# {index of the refused limit (1-based), its current count}. A settlement already applied counts nothing.
+ADMIT = (
+    MARK
+    + """
+local n = #KEYS - 1
+local marker, marker_ttl = KEYS[#KEYS], tonumber(ARGV[3 * n + 1])
+if marker_ttl > 0 and redis.call('HEXISTS', marker, 'counters') == 1 then return {0, 0} end
+for i = 1, n do
   local current = tonumber(redis.call('GET', KEYS[i]) or '0')
   if current + tonumber(ARGV[3 * i - 1]) > tonumber(ARGV[3 * i - 2]) then
     return {i, current}
   end
 end
-for i = 1, #KEYS do
+for i = 1, n do
   redis.call('INCRBY', KEYS[i], ARGV[3 * i - 1])
   redis.call('PEXPIRE', KEYS[i], ARGV[3 * i])
 end
+if marker_ttl > 0 then mark(marker, 'admitted', marker_ttl) end
 return {0, 0}
 """
+)
 
-# KEYS: counters. ARGV: one delta each. A counter that is gone (its window expired) stays gone;
-# INCRBY keeps the TTL; a count never goes below 0.
-ADJUST = """
-for i = 1, #KEYS do
+# KEYS: counters, then the settlement's marker. ARGV: the marker's ttl_ms (0: no settlement id), '1' when
+# the admission is known to have counted (else the marker says), then for each counter: its delta if the
+# admission counted, its delta if not, and the ttl_ms to create it with if not (0: its window is over).
+# A counter that is gone (its window expired) stays gone unless the admission never counted; INCRBY keeps
+# the TTL; a count never goes below 0.
+ADJUST = (
+    MARK
+    + """
+local n = #KEYS - 1
+local marker, marker_ttl = KEYS[#KEYS], tonumber(ARGV[1])
+local admitted = ARGV[2] == '1'
+if marker_ttl > 0 then
+  if redis.call('HEXISTS', marker, 'counters') == 1 then return 0 end
+  admitted = admitted or redis.call('HEXISTS', marker, 'admitted') == 1
+end
+for i = 1, n do
   local current = redis.call('GET', KEYS[i])
-  local delta = tonumber(ARGV[i])
+  local delta = tonumber(ARGV[admitted and 3 * i or 3 * i + 1])
+  local ttl = tonumber(ARGV[3 * i + 2])
   if current and delta ~= 0 then
     current = tonumber(current)
     local new = math.max(current + delta, 0)
     redis.call('INCRBY', KEYS[i], new - current)
+  elseif not current and not admitted and delta > 0 and ttl > 0 then
+    redis.call('SET', KEYS[i], delta, 'PX', ttl)
   end
 end
+if marker_ttl > 0 then mark(marker, 'counters', marker_ttl) end
 return 0
 """
+)
 
 # Per cap two keys: a hash (spent, reserved, and r:<id> -> amount for each reservation) and a ZSET of
-# reservation ids scored by expiry. KEYS: hash, zset for each cap.
+# reservation ids scored by expiry. KEYS: hash, zset for each cap, then the settlement's marker.
 # ARGV: now, id, amount, expires_at, epsilon, then limit, ttl_ms for each cap.
 # Returns {0, ''} when reserved, else {index of the refused cap (1-based), its spent + reserved}.
+# An id already settled reserves nothing (a late copy of a reservation whose answer never came).
 RESERVE = (
     FMT
     + """
 local now, id, amount, epsilon = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[5])
+if redis.call('HEXISTS', KEYS[#KEYS], 'budget') == 1 then return {0, ''} end
+local caps = (#KEYS - 1) / 2
 local reserved = {}
-for c = 1, #KEYS / 2 do
+for c = 1, caps do
   local budget, holds, ttl = KEYS[2 * c - 1], KEYS[2 * c], ARGV[5 + 2 * c]
   local r = tonumber(redis.call('HGET', budget, 'reserved') or '0')
   local expired = redis.call('ZRANGEBYSCORE', holds, '-inf', now)
@@ -69,7 +107,7 @@ for c = 1, #KEYS / 2 do
   end
   reserved[c] = r
 end
-for c = 1, #KEYS / 2 do
+for c = 1, caps do
   local budget, holds, ttl = KEYS[2 * c - 1], KEYS[2 * c], ARGV[5 + 2 * c]
   redis.call('HSET', budget, 'reserved', fmt(reserved[c] + amount), 'r:' .. id, ARGV[3])
   redis.call('ZADD', holds, ARGV[4], id)
@@ -80,13 +118,18 @@ return {0, ''}
 """
 )
 
-# KEYS: hash, zset for each cap. ARGV: id, actual, then ttl_ms for each cap. The actual spend counts
-# even when the reservation already expired: the money was spent.
+# KEYS: hash, zset for each cap, then the settlement's marker. ARGV: id, actual, ttl_ms for each cap,
+# then the marker's ttl_ms (0: no id to remember). The actual spend counts even when the reservation
+# already expired: the money was spent. An id already settled changes nothing.
 SETTLE = (
     FMT
+    + MARK
     + """
 local id, actual = ARGV[1], tonumber(ARGV[2])
-for c = 1, #KEYS / 2 do
+local caps = (#KEYS - 1) / 2
+local marker, marker_ttl = KEYS[#KEYS], tonumber(ARGV[3 + caps])
+if marker_ttl > 0 and redis.call('HEXISTS', marker, 'budget') == 1 then return 0 end
+for c = 1, caps do
   local budget, holds, ttl = KEYS[2 * c - 1], KEYS[2 * c], ARGV[2 + c]
   local fields = redis.call('HMGET', budget, 'spent', 'reserved', 'r:' .. id)
   local spent = tonumber(fields[1] or '0') + actual
@@ -101,6 +144,7 @@ for c = 1, #KEYS / 2 do
   redis.call('PEXPIRE', budget, ttl)
   redis.call('PEXPIRE', holds, ttl)
 end
+if marker_ttl > 0 then mark(marker, 'budget', marker_ttl) end
 return 0
 """
 )

@@ -17,6 +17,9 @@ every mode, so a standalone test catches what a cluster would reject:
 ``{scope}:rate:{limit.key}:{window}``       counter                                 window end + slack
 ``{scope}:budget:{cap.key}``                hash: spent, reserved, r:{id} -> amount  ``cap.ttl_seconds``
 ``{scope}:hold:{cap.key}``                  ZSET: reservation id -> expires at      ``cap.ttl_seconds``
+``{scope}:settled:{id}``                    hash: admitted, counters, budget (one   its windows' counters;
+                                            request's parts applied, so a retry     ``SETTLED_SECONDS``
+                                            counts once)                            with a budget
 ``lease:{key}``                             ZSET: lease id -> expires at            longest lease + slack
 ``breaker:{deployment}``                    hash: status, opened_at, window_start,  window + cool-down +
                                             failures, calls, probe_until            probe, twice
@@ -162,49 +165,79 @@ class RedisCounters:
     def __init__(self, redis: _Redis) -> None:
         self._redis = redis
 
-    def _keys(self, limits: Sequence[Limit], windows: Sequence[int]) -> list[str]:
+    def _keys(self, limits: Sequence[Limit], windows: Sequence[int], settlement: str) -> list[str]:
         scope = _scope_of(limits)
-        return [self._redis.scoped("rate", scope, f"{x.key}:{w}") for x, w in zip(limits, windows, strict=True)]
+        keys = [self._redis.scoped("rate", scope, f"{x.key}:{w}") for x, w in zip(limits, windows, strict=True)]
+        return [*keys, self._redis.scoped("settled", scope, settlement or "-")]
 
-    async def admit(self, limits: Sequence[Limit], now: float) -> Admission:
+    async def admit(self, limits: Sequence[Limit], now: float, settlement: str = "") -> Admission:
         windows = tuple(rules.window_of(limit, now) for limit in limits)
-        keys = self._keys(limits, windows)
+        keys = self._keys(limits, windows, settlement)
         args: list[str | int | float] = []
         for limit, window in zip(limits, windows, strict=True):
             args += [limit.limit, limit.amount, _ms(rules.counter_ttl(limit, window, now))]
+        args.append(_marker_ms(settlement, limits, windows, now))
         refused, current = await self._redis.run("admit", keys, args)
         if not refused:
             return Admission(True, windows=windows)
         limit, window = limits[refused - 1], windows[refused - 1]
         return Admission(False, limit, int(current), rules.window_end(limit, window) - now, windows)
 
-    async def adjust(self, limits: Sequence[Limit], windows: Sequence[int], deltas: Sequence[int]) -> None:
-        await self._redis.run("adjust", self._keys(limits, windows), list(deltas))
+    async def adjust(
+        self,
+        limits: Sequence[Limit],
+        windows: Sequence[int],
+        deltas: Sequence[int],
+        settlement: str = "",
+        unadmitted: Sequence[int] | None = None,
+        now: float | None = None,
+    ) -> None:
+        now = time.time() if now is None else now
+        args: list[str | int | float] = [_marker_ms(settlement, limits, windows, now), "0" if unadmitted else "1"]
+        for limit, window, delta, other in zip(limits, windows, deltas, unadmitted or deltas, strict=True):
+            live = rules.live_counter_ttl(limit, window, now) if unadmitted else 0.0
+            args += [delta, other, _ms(live) if live > 0 else 0]
+        await self._redis.run("adjust", self._keys(limits, windows, settlement), args)
+
+
+def _marker_ms(settlement: str, limits: Sequence[Limit], windows: Sequence[int], now: float) -> int:
+    """How long a settlement's admission is remembered: while its windows' counters live (0: no id)."""
+    if not settlement:
+        return 0
+    return max(_ms(rules.counter_ttl(limit, window, now)) for limit, window in zip(limits, windows, strict=True))
 
 
 class RedisBudgets:
-    def __init__(self, redis: _Redis, reservation_seconds: float) -> None:
+    def __init__(self, redis: _Redis, reservation_seconds: float, settled_seconds: float) -> None:
         self._redis = redis
         self._reservation_seconds = reservation_seconds
+        self._settled_ms = _ms(settled_seconds)
 
     def _keys(self, caps: Sequence[Cap]) -> list[str]:
         scope = _scope_of(caps)
         return [self._redis.scoped(kind, scope, cap.key) for cap in caps for kind in ("budget", "hold")]
 
-    async def reserve(self, caps: Sequence[Cap], amount_usd: float, now: float) -> Reservation:
-        reservation_id = uuid.uuid4().hex
+    def _marker(self, caps: Sequence[Cap], reservation_id: str) -> str:
+        return self._redis.scoped("settled", _scope_of(caps), reservation_id or "-")
+
+    async def reserve(
+        self, caps: Sequence[Cap], amount_usd: float, now: float, reservation_id: str = ""
+    ) -> Reservation:
+        reservation_id = reservation_id or uuid.uuid4().hex
         expires = now + self._reservation_seconds
         args: list[str | int | float] = [now, reservation_id, amount_usd, expires, rules.BUDGET_EPSILON]
         for cap in caps:
             args += [cap.limit_usd, _ms(cap.ttl_seconds)]
-        refused, spent = await self._redis.run_durable("reserve", self._keys(caps), args)
+        keys = [*self._keys(caps), self._marker(caps, reservation_id)]
+        refused, spent = await self._redis.run_durable("reserve", keys, args)
         if not refused:
             return Reservation(True, reservation_id)
         return Reservation(False, refused=caps[refused - 1], spent_usd=float(spent))
 
     async def settle(self, caps: Sequence[Cap], reservation_id: str, actual_usd: float) -> None:
         args: list[str | int | float] = [reservation_id, actual_usd, *(_ms(cap.ttl_seconds) for cap in caps)]
-        await self._redis.run_durable("settle", self._keys(caps), args)
+        args.append(self._settled_ms if reservation_id else 0)
+        await self._redis.run_durable("settle", [*self._keys(caps), self._marker(caps, reservation_id)], args)
 
     async def spent(self, caps: Sequence[Cap]) -> list[float]:
         keys = self._keys(caps)[::2]
@@ -300,12 +333,13 @@ class RedisStore:
         probe_seconds: float = rules.PROBE_SECONDS,
         wait_replicas: int = 0,
         helpers: Sequence[Redis] = (),
+        settled_seconds: float = rules.SETTLED_SECONDS,
     ) -> None:
         self._helpers = helpers  # closed with the client (a Sentinel client's connections to the sentinels)
         # the whole call: a connect (or a wait for a pooled connection) and a command
         self._redis = _Redis(client, prefix, 2 * timeout_seconds, wait_replicas)
         self.counters: Counters = RedisCounters(self._redis)
-        self.budgets: Budgets = RedisBudgets(self._redis, reservation_seconds)
+        self.budgets: Budgets = RedisBudgets(self._redis, reservation_seconds, settled_seconds)
         self.leases: Leases = RedisLeases(self._redis)
         self.breakers: Breakers = RedisBreakers(self._redis, probe_seconds)
         self.cache: Cache = RedisCache(self._redis)

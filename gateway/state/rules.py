@@ -16,6 +16,8 @@ SLACK_SECONDS = 60.0  # a key outlives its window by this much: clock skew betwe
 BUDGET_EPSILON = 1e-9  # USD; float sums of reservations must not refuse an exact fit
 RESERVATION_SECONDS = 600.0  # a reservation not settled within this long is dropped (its replica died)
 PROBE_SECONDS = 60.0  # a half-open probe that never reports frees the slot after this long
+# a budget settlement is remembered this long, so a repeated one (a retry after a timeout) counts once
+SETTLED_SECONDS = RESERVATION_SECONDS
 
 
 def window_of(limit: Limit, now: float) -> int:
@@ -29,6 +31,11 @@ def window_end(limit: Limit, window: int) -> float:
 def counter_ttl(limit: Limit, window: int, now: float) -> float:
     """Seconds a window's counter is kept: to the end of the window, plus slack."""
     return max(window_end(limit, window) - now, 0.0) + SLACK_SECONDS
+
+
+def live_counter_ttl(limit: Limit, window: int, now: float) -> float:
+    """Seconds a window's counter still has to live at ``now``; 0 when it is gone (no counter to create)."""
+    return max(window_end(limit, window) + SLACK_SECONDS - now, 0.0)
 
 
 def lease_ttl(lease_seconds: float) -> float:

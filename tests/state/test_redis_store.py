@@ -75,13 +75,14 @@ async def test_every_key_has_the_prefix_and_a_ttl(redis_url: str, prefix: str, r
         await store.aclose()
     keys = sorted([key.decode() async for key in client_keys(redis_client, prefix)])
     kinds = {key.removeprefix(prefix).rpartition("}:")[2].split(":")[0] for key in keys}
-    assert kinds == {"rate", "budget", "hold", "lease", "breaker", "cache"}
+    assert kinds == {"rate", "budget", "hold", "lease", "breaker", "cache", "settled"}  # settled: the settle's id
     # the keys one script updates together carry one hash tag: the scope (here, each key is its own)
     assert f"{prefix}{{{CAPS[0].key}}}:budget:{CAPS[0].key}" in keys
     assert f"{prefix}{{{CAPS[0].key}}}:hold:{CAPS[0].key}" in keys
     ttls = {key: await redis_client.pttl(key) for key in keys}
     assert all(ttl > 0 for ttl in ttls.values()), ttls
     assert 60_000 < ttls[f"{prefix}{{{RPM.key}}}:rate:{RPM.key}:{int(NOW // 60)}"] <= 120_000
+    assert 590_000 < ttls[f"{prefix}{{{CAPS[0].key}}}:settled:r-1"] <= 600_000  # rules.SETTLED_SECONDS
 
 
 def client_keys(client: Redis, prefix: str) -> AsyncIterator[bytes]:

@@ -266,3 +266,58 @@ async def test_open_store_picks_the_backend(redis_url: str, prefix: str) -> None
     finally:
         await memory.aclose()
         await shared.aclose()
+
+
+# --- settled once per request id (a retry after a timeout whose first try did land) ---------------
+
+
+async def test_a_repeated_settle_counts_once(store: Store) -> None:
+    reservation = await store.budgets.reserve(caps(), 1.0, NOW, "req-1")
+    assert reservation.reservation_id == "req-1"
+    await store.budgets.settle(caps(), "req-1", 0.25)
+    await store.budgets.settle(caps(), "req-1", 0.25)  # the retry of a settle that did land
+    assert await store.budgets.spent(caps()) == pytest.approx([0.25, 0.25])
+    await store.budgets.settle(caps(), "never-reserved", 0.5)
+    await store.budgets.settle(caps(), "never-reserved", 0.5)  # failed open: no reservation, still once
+    assert await store.budgets.spent(caps()) == pytest.approx([0.75, 0.75])
+
+
+async def test_a_late_reservation_of_a_settled_request_reserves_nothing(store: Store) -> None:
+    await store.budgets.settle(caps(), "req-2", 0.5)  # its reserve timed out (failed open) and it settled
+    assert (await store.budgets.reserve(caps(), 3.0, NOW, "req-2")).allowed  # then the reserve lands
+    assert await store.budgets.spent(caps()) == pytest.approx([0.5, 0.5]), "no reservation left behind"
+
+
+async def test_a_repeated_adjust_counts_once(store: Store) -> None:
+    tpm = Limit("rl:tenant:acme:tpm", 1000, 60.0, amount=10, scope="tenant:acme")
+    admission = await store.counters.admit([tpm], NOW, "req-3")
+    for _ in range(2):
+        await store.counters.adjust([tpm], admission.windows, [25], "req-3", now=NOW)
+    refused = await store.counters.admit([Limit(tpm.key, 35, 60.0, amount=1, scope="tenant:acme")], NOW)
+    assert (refused.allowed, refused.current) == (False, 35)
+
+
+async def test_an_admission_that_failed_open_is_counted_once_when_it_settles(store: Store) -> None:
+    rpm = Limit("rl:tenant:acme:rpm", 100, 60.0, scope="tenant:acme")
+    tpm = Limit("rl:tenant:acme:tpm", 1000, 60.0, amount=10, scope="tenant:acme")
+    window = (int(NOW // 60),) * 2
+    # req-4 never reached the store: its whole request counts (1 request, 40 tokens), created in the window
+    for _ in range(2):
+        await store.counters.adjust([rpm, tpm], window, [0, 30], "req-4", unadmitted=[1, 40], now=NOW)
+    # req-5's admission did land (the caller timed out on the answer): only the correction applies
+    await store.counters.admit([rpm, tpm], NOW, "req-5")
+    await store.counters.adjust([rpm, tpm], window, [0, 30], "req-5", unadmitted=[1, 40], now=NOW)
+    # and req-6's admission lands after it settled: it counts nothing
+    await store.counters.adjust([rpm, tpm], window, [0, 30], "req-6", unadmitted=[1, 40], now=NOW)
+    await store.counters.admit([rpm, tpm], NOW, "req-6")
+    probe = await store.counters.admit([Limit(rpm.key, 3, 60.0, scope="tenant:acme")], NOW)
+    assert (probe.allowed, probe.current) == (False, 3), "3 requests"
+    probe = await store.counters.admit([Limit(tpm.key, 120, 60.0, amount=1, scope="tenant:acme")], NOW)
+    assert (probe.allowed, probe.current) == (False, 120), "40 tokens each"
+
+
+async def test_an_unadmitted_settlement_of_a_window_long_gone_creates_nothing(store: Store) -> None:
+    tpm = Limit("rl:tenant:acme:tpm", 1000, 60.0, amount=10, scope="tenant:acme")
+    old = int(NOW // 60) - 5
+    await store.counters.adjust([tpm], [old], [30], "req-7", unadmitted=[40], now=NOW)
+    assert (await store.counters.admit([Limit(tpm.key, 1, 60.0, scope="tenant:acme")], (old + 0.5) * 60)).allowed
