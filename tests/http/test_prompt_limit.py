@@ -67,16 +67,18 @@ def test_a_tenant_override_wins_both_ways(gateway: str, make_client: ClientFacto
 
 def test_tool_schemas_count_toward_the_prompt(gateway: str, make_client: ClientFactory) -> None:
     tool = {"type": "function", "function": {"name": "f", "description": "d" * 200, "parameters": {"type": "object"}}}
-    with pytest.raises(openai.BadRequestError, match="prompt_too_large|may send at most 100"):
+    with pytest.raises(openai.BadRequestError, match=r"may send at most 100"):
         ask(make_client(gateway, "tiny-key"), "hi", tools=[tool])
 
 
 def test_the_anthropic_sdk_gets_its_own_error_shape(gateway: str) -> None:
-    with anthropic.Anthropic(base_url=gateway, api_key="tiny-key", max_retries=0) as client:
-        with pytest.raises(anthropic.BadRequestError) as refused:
-            client.messages.create(
-                model="auto", max_tokens=5, system="s" * 60, messages=[{"role": "user", "content": "u" * 60}]
-            )
+    with (
+        anthropic.Anthropic(base_url=gateway, api_key="tiny-key", max_retries=0) as client,
+        pytest.raises(anthropic.BadRequestError) as refused,
+    ):
+        client.messages.create(
+            model="auto", max_tokens=5, system="s" * 60, messages=[{"role": "user", "content": "u" * 60}]
+        )
     body = refused.value.body
     assert isinstance(body, dict) and body["type"] == "error"
     assert body["error"]["type"] == "invalid_request_error"
