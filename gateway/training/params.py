@@ -16,6 +16,8 @@ class Params:
     min_df_grams: int = 3
     intercept_scale: float = 10.0
     prior_weight: float = 0.3  # the heuristic's logit, added as a fixed prior (chosen by grouped CV)
+    transfer_k: float = 10.0  # the transfer term's blend per form is k / (k + the form's training requests); 0: off
+    transfer_ridge: float = 1.0  # L2 penalty of the transfer head (``transfer``)
     digits: int = 5  # significant digits kept in the artifact
 
     def as_dict(self) -> dict[str, float]:

@@ -18,7 +18,7 @@ import dataclasses
 import hashlib
 import math
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -32,7 +32,8 @@ from gateway.classify.task import scored
 from gateway.errors import GatewayError
 from gateway.request import ChatRequest
 from gateway.routing.normalize import normalize
-from gateway.training.fit import fit
+from gateway.training import transfer
+from gateway.training.fit import Fitted, FormFit, fit
 from gateway.training.params import DEFAULTS, Params
 
 SCORE_SCALE = {"mtbench": 10.0}  # per-benchmark divisor that puts scores in [0, 1]
@@ -141,25 +142,9 @@ def train(data: Dataset, params: Params = DEFAULTS, calibrate_on: Sequence[int] 
     """Fit the router on ``data``; deterministic for the same data and parameters. ``calibrate_on``: the examples
     whose scores make the calibration curve (default all; an operator's own outcomes, see ``outcomes``)."""
     fitted = fit(data.analyses, targets(data.examples), params)
-    forms = MappingProxyType(
-        {
-            name: FormWeights(
-                words=MappingProxyType(f.words),
-                grams=MappingProxyType(f.grams),
-                bigrams=MappingProxyType(f.bigrams),
-                dense=MappingProxyType(f.dense),
-            )
-            for name, f in fitted.forms.items()
-        }
-    )
-    provisional = RouterModel(
-        forms=forms,
-        dense_mean=MappingProxyType(fitted.dense_mean),
-        dense_scale=MappingProxyType(fitted.dense_scale),
-        bias=fitted.bias,
-        calibration=Calibration((0.0, 1.0)),
-        prior_weight=params.prior_weight,
-    )
+    provisional = _model(fitted, fitted.forms, params)
+    fitted = _with_transfer(provisional, fitted, data, params)
+    provisional = _model(fitted, fitted.forms, params)
     calibrated = range(len(data.examples)) if calibrate_on is None else calibrate_on
     examples = [data.examples[i] for i in calibrated]
     raw = [provisional.raw(data.analyses[i], scored(data.examples[i].request)) for i in calibrated]
@@ -182,6 +167,10 @@ def train(data: Dataset, params: Params = DEFAULTS, calibrate_on: Sequence[int] 
             else f", of {len(examples)} requests: {dict(Counter(ex.bench for ex in examples))}"
         ),
         "params": params.as_dict(),
+        "transfer": {
+            "features": list(transfer.FEATURES),
+            "blend": transfer.form_blends([a.form for a in data.analyses], params.transfer_k),
+        },
         "features": {
             name: {"words": len(f.words), "bigrams": len(f.bigrams), "grams": len(f.grams)}
             for name, f in fitted.forms.items()
@@ -191,3 +180,63 @@ def train(data: Dataset, params: Params = DEFAULTS, calibrate_on: Sequence[int] 
     return dataclasses.replace(
         provisional, calibration=Calibration(tuple(round(k, 6) for k in knots)), training=MappingProxyType(training)
     )
+
+
+def _model(fitted: Fitted, forms: Mapping[str, FormFit], params: Params) -> RouterModel:
+    """The model of ``fitted`` with ``forms``' weights, uncalibrated."""
+    return RouterModel(
+        forms=MappingProxyType(
+            {
+                name: FormWeights(
+                    words=MappingProxyType(f.words),
+                    grams=MappingProxyType(f.grams),
+                    bigrams=MappingProxyType(f.bigrams),
+                    dense=MappingProxyType(f.dense),
+                )
+                for name, f in forms.items()
+            }
+        ),
+        dense_mean=MappingProxyType(fitted.dense_mean),
+        dense_scale=MappingProxyType(fitted.dense_scale),
+        bias=fitted.bias,
+        calibration=Calibration((0.0, 1.0)),
+        prior_weight=params.prior_weight,
+    )
+
+
+def _with_transfer(model: RouterModel, fitted: Fitted, data: Dataset, params: Params) -> Fitted:
+    """``fitted`` with the transfer term (``transfer``) folded into each form's dense weights."""
+    blends = transfer.form_blends([a.form for a in data.analyses], params.transfer_k)
+    if not any(blends.values()):
+        return fitted
+    benches = [ex.bench for ex in data.examples]
+    gains = [ex.strong - ex.weak for ex in data.examples]
+    head = transfer.fit_head(
+        data.analyses, benches, gains, fitted.dense_mean, fitted.dense_scale, params.transfer_ridge
+    )
+    head_raw = transfer.standardized(data.analyses, fitted.dense_mean, fitted.dense_scale) @ [
+        head[name] for name in transfer.FEATURES
+    ]
+    learned_raw = [model.raw(a, scored(ex.request)) for a, ex in zip(data.analyses, data.examples, strict=True)]
+    added = transfer.dense_additions(head, blends, _spread(learned_raw, benches), _spread(list(head_raw), benches))
+    forms = {
+        name: dataclasses.replace(f, dense={d: _round(w + added[name][d], params.digits) for d, w in f.dense.items()})
+        for name, f in fitted.forms.items()
+    }
+    return dataclasses.replace(fitted, forms=forms)
+
+
+def _spread(values: Sequence[float], benches: Sequence[str]) -> float:
+    """The pooled standard deviation of ``values`` within each benchmark."""
+    groups: dict[str, list[float]] = {}
+    for bench, value in zip(benches, values, strict=True):
+        groups.setdefault(bench, []).append(float(value))
+    squares = 0.0
+    for vs in groups.values():
+        mean = math.fsum(vs) / len(vs)
+        squares += math.fsum((v - mean) ** 2 for v in vs)
+    return math.sqrt(squares / max(len(values), 1))
+
+
+def _round(value: float, digits: int) -> float:
+    return float(f"{float(value):.{digits}g}")
