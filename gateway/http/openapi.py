@@ -187,7 +187,31 @@ def _json(name: str) -> dict[str, Any]:
     return {"application/json": {"schema": _ref(name)}}
 
 
-_EVENTS = {"text/event-stream": {"schema": _STRING}}
+def _events(data: Schema, *, named: bool, done: bool = False) -> dict[str, Any]:
+    """A ``text/event-stream`` answer; before OpenAPI 3.2, ``schema`` describes one event of the stream.
+
+    An event is read as a server-sent event: ``data`` (the ``data:`` lines), ``event`` (``message`` when the
+    stream names none), ``id`` and ``retry``. ``data`` is JSON described by ``data``, or OpenAI's closing
+    ``[DONE]`` when ``done``. A stream failing after its first byte ends with an error event in the same shape
+    (OpenAI: a ``data:`` line holding the error object; Anthropic and Responses: an event of type ``error``).
+    """
+    json_data: Schema = {"type": "string", "contentMediaType": "application/json", "contentSchema": data}
+    event: Schema = {"type": "object", "required": ["data", "event"]}
+    event["properties"] = {"event": _STRING if named else {"const": "message"}, "data": _STRING}
+    if done:
+        event |= {"if": {"properties": {"data": {"const": "[DONE]"}}}, "else": {"properties": {"data": json_data}}}
+    else:
+        event["properties"]["data"] = json_data
+    return {"text/event-stream": {"schema": event}}
+
+
+def _openai_chunk(kind: str) -> Schema:
+    """A chunk of an OpenAI stream (``object`` is ``kind``), or the error that ends it."""
+    chunk = _shape({"id": _STRING, "object": {"const": kind}, "choices": {"type": "array"}})
+    return {"anyOf": [chunk, OPENAI_ERROR]}
+
+
+_TYPED_EVENT = _shape({"type": _STRING})  # Anthropic's and the Responses API's events name their type
 _ERROR_STATUSES = ("4XX", "502", "503", "504")  # 502-504: the upstreams failed (gateway/errors.py)
 _KEY: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}]
 
@@ -226,16 +250,25 @@ def paths() -> dict[str, dict[str, Any]]:
     return {
         "/v1/chat/completions": {
             "post": _operation(
-                "OpenAI chat completions", _json("ChatCompletion") | _EVENTS, body="ChatCompletionRequest"
+                "OpenAI chat completions",
+                _json("ChatCompletion") | _events(_openai_chunk("chat.completion.chunk"), named=False, done=True),
+                body="ChatCompletionRequest",
             )
         },
         "/v1/completions": {
-            "post": _operation("OpenAI text completions", _json("Completion") | _EVENTS, body="CompletionRequest")
+            "post": _operation(
+                "OpenAI text completions",
+                _json("Completion") | _events(_openai_chunk("text_completion"), named=False, done=True),
+                body="CompletionRequest",
+            )
         },
         "/v1/embeddings": {"post": _operation("OpenAI embeddings", _json("EmbeddingList"), body="EmbeddingRequest")},
         "/v1/messages": {
             "post": _operation(
-                "Anthropic Messages API", _json("Message") | _EVENTS, body="MessagesRequest", error="AnthropicError"
+                "Anthropic Messages API",
+                _json("Message") | _events(_TYPED_EVENT, named=True),
+                body="MessagesRequest",
+                error="AnthropicError",
             )
         },
         "/v1/messages/count_tokens": {
@@ -248,7 +281,9 @@ def paths() -> dict[str, dict[str, Any]]:
             )
         },
         "/v1/responses": {
-            "post": _operation("OpenAI Responses API", _json("Response") | _EVENTS, body="ResponsesRequest")
+            "post": _operation(
+                "OpenAI Responses API", _json("Response") | _events(_TYPED_EVENT, named=True), body="ResponsesRequest"
+            )
         },
         "/v1/responses/{response_id}": {
             "parameters": stored,

@@ -25,6 +25,8 @@ from hypothesis.errors import Unsatisfiable
 from openapi_spec_validator import validate
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.failures import FailureGroup
+from schemathesis.core.transport import Response
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_schema_conformance,
@@ -159,3 +161,56 @@ def test_schemathesis_finds_no_server_error_and_no_answer_off_the_document(opera
     statuses, failures = summary(seen)
     print(f"\n{operation.label}: {len(cases)} cases, statuses {statuses}")
     assert not failures, f"{len(failures)} failures, the first three:\n" + "\n\n".join(failures[:3])
+
+
+# ---- streamed answers, event by event --------------------------------------------------------------
+
+STREAMED = {  # a streamed request per streaming operation; the example gateway serves each
+    "/v1/chat/completions": {"model": "auto", "stream": True, "messages": [{"role": "user", "content": "hi"}]},
+    "/v1/completions": {"model": "auto", "stream": True, "prompt": "hi"},
+    "/v1/messages": {
+        "model": "auto",
+        "stream": True,
+        "max_tokens": 16,
+        "messages": [{"role": "user", "content": "hi"}],
+    },
+    "/v1/responses": {"model": "auto", "stream": True, "input": "hi"},
+}
+
+
+def _operation_at(path: str) -> Any:
+    return next(op for op in operations() if op.path == path and op.method.upper() == "POST")
+
+
+@pytest.mark.parametrize("path", sorted(STREAMED))
+def test_every_event_of_a_streamed_answer_matches_the_document(path: str, gateway_url: str) -> None:
+    case = _operation_at(path).Case(body=STREAMED[path], media_type="application/json")
+    with requests.Session() as session:
+        response = case.call(base_url=gateway_url, session=session, headers={"authorization": f"Bearer {KEY}"})
+    assert response.status_code == 200, response.text[:300]
+    assert response.headers["content-type"][0].startswith("text/event-stream")
+    assert response.text.count("data:") >= 2
+    case.validate_response(response, checks=CHECKS)
+
+
+@pytest.mark.parametrize(
+    ("path", "events"),
+    [
+        ("/v1/chat/completions", 'data: {"id": "x", "object": "text_completion", "choices": []}\n\ndata: [DONE]\n\n'),
+        ("/v1/completions", "data: not json\n\ndata: [DONE]\n\n"),
+        ("/v1/messages", 'event: message_start\ndata: {"message": {}}\n\n'),
+        ("/v1/responses", "event: response.created\ndata: [DONE]\n\n"),
+    ],
+)
+def test_a_wrong_event_fails_the_event_check(path: str, events: str) -> None:
+    """The control for the test above: the per-event schemas refuse a wrong chunk, non-JSON data, a missing type."""
+    case = _operation_at(path).Case(body=STREAMED[path], media_type="application/json")
+    request = requests.Request("POST", f"http://127.0.0.1{path}", json=STREAMED[path]).prepare()
+    headers = {"content-type": ["text/event-stream"]}
+    answer = Response(
+        status_code=200, headers=headers, content=events.encode(), request=request, elapsed=0.0, verify=True
+    )
+    with pytest.raises(FailureGroup) as failed:
+        case.validate_response(answer, checks=[response_schema_conformance])
+    kinds = {type(failure).__name__ for failure in failed.value.exceptions}
+    assert kinds and kinds <= {"JsonSchemaError", "MalformedJson"}, kinds  # about the events, never a header
