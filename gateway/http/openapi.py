@@ -196,12 +196,10 @@ def _events(data: Schema, *, named: bool, done: bool = False) -> dict[str, Any]:
     (OpenAI: a ``data:`` line holding the error object; Anthropic and Responses: an event of type ``error``).
     """
     json_data: Schema = {"type": "string", "contentMediaType": "application/json", "contentSchema": data}
-    event: Schema = {"type": "object", "required": ["data", "event"]}
-    event["properties"] = {"event": _STRING if named else {"const": "message"}, "data": _STRING}
-    if done:
+    properties = {"event": _STRING if named else {"const": "message"}, "data": _STRING if done else json_data}
+    event: Schema = {"type": "object", "required": ["data", "event"], "properties": properties}
+    if done:  # ``[DONE]``, else JSON
         event |= {"if": {"properties": {"data": {"const": "[DONE]"}}}, "else": {"properties": {"data": json_data}}}
-    else:
-        event["properties"]["data"] = json_data
     return {"text/event-stream": {"schema": event}}
 
 

@@ -193,24 +193,46 @@ def test_every_event_of_a_streamed_answer_matches_the_document(path: str, gatewa
     case.validate_response(response, checks=CHECKS)
 
 
-@pytest.mark.parametrize(
-    ("path", "events"),
-    [
-        ("/v1/chat/completions", 'data: {"id": "x", "object": "text_completion", "choices": []}\n\ndata: [DONE]\n\n'),
-        ("/v1/completions", "data: not json\n\ndata: [DONE]\n\n"),
-        ("/v1/messages", 'event: message_start\ndata: {"message": {}}\n\n'),
-        ("/v1/responses", "event: response.created\ndata: [DONE]\n\n"),
-    ],
-)
-def test_a_wrong_event_fails_the_event_check(path: str, events: str) -> None:
-    """The control for the test above: the per-event schemas refuse a wrong chunk, non-JSON data, a missing type."""
-    case = _operation_at(path).Case(body=STREAMED[path], media_type="application/json")
+def _streamed_answer(path: str, events: str) -> Response:
+    """A 200 ``text/event-stream`` answer to ``STREAMED[path]`` holding ``events``, as schemathesis reads one."""
     request = requests.Request("POST", f"http://127.0.0.1{path}", json=STREAMED[path]).prepare()
     headers = {"content-type": ["text/event-stream"]}
-    answer = Response(
+    return Response(
         status_code=200, headers=headers, content=events.encode(), request=request, elapsed=0.0, verify=True
     )
+
+
+@pytest.mark.parametrize(
+    ("path", "right", "wrong"),
+    [
+        (
+            "/v1/chat/completions",
+            'data: {"id": "x", "object": "chat.completion.chunk", "choices": []}\n\ndata: [DONE]\n\n',
+            'data: {"id": "x", "object": "text_completion", "choices": []}\n\ndata: [DONE]\n\n',
+        ),
+        (
+            "/v1/completions",
+            'data: {"id": "x", "object": "text_completion", "choices": []}\n\ndata: [DONE]\n\n',
+            "data: not json\n\ndata: [DONE]\n\n",
+        ),
+        (
+            "/v1/messages",
+            'event: message_start\ndata: {"type": "message_start", "message": {}}\n\n',
+            'event: message_start\ndata: {"message": {}}\n\n',
+        ),
+        (
+            "/v1/responses",
+            'event: response.created\ndata: {"type": "response.created", "response": {}}\n\n',
+            "event: response.created\ndata: [DONE]\n\n",
+        ),
+    ],
+)
+def test_a_wrong_event_fails_the_event_check(path: str, right: str, wrong: str) -> None:
+    """The control for the test above: the per-event schemas refuse a wrong chunk, non-JSON data, a missing type,
+    and pass the same stream with that one event right (so what fails is the event, not how the answer was built)."""
+    case = _operation_at(path).Case(body=STREAMED[path], media_type="application/json")
+    case.validate_response(_streamed_answer(path, right), checks=[response_schema_conformance])
     with pytest.raises(FailureGroup) as failed:
-        case.validate_response(answer, checks=[response_schema_conformance])
+        case.validate_response(_streamed_answer(path, wrong), checks=[response_schema_conformance])
     kinds = {type(failure).__name__ for failure in failed.value.exceptions}
     assert kinds and kinds <= {"JsonSchemaError", "MalformedJson"}, kinds  # about the events, never a header
