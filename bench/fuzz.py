@@ -23,7 +23,6 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
 from hypothesis import given, seed, settings
 
 from gateway.http.app import create_app
@@ -33,7 +32,7 @@ from gateway.standin.control import Control
 from gateway.standin.openai_wire import create_openai_app
 from gateway.standin.server import ThreadedServer
 from tests.conftest import ANTHROPIC_KEY, OPENAI_KEY, Upstreams
-from tests.http.test_fuzz import FUZZ, SURFACES, WORKERS, Case, Surface, cases, judge
+from tests.http.test_fuzz import FUZZ, SURFACES, WORKERS, Case, Surface, ThreadClients, cases, judge
 
 POLICIES = Path(__file__).resolve().parent.parent / "policies"
 BATCH = 500  # cases drawn, then sent, at a time: a batch can hold bodies of a few hundred KB each
@@ -70,12 +69,12 @@ def draw(surface: Surface, count: int, batch_seed: int) -> list[Case]:
     return drawn
 
 
-def fuzz(client: httpx.Client, upstreams: Upstreams, surface: Surface, total: int, start: int) -> Counter[str]:
+def fuzz(clients: ThreadClients, upstreams: Upstreams, surface: Surface, total: int, start: int) -> Counter[str]:
     seen: Counter[str] = Counter()
     with ThreadPoolExecutor(WORKERS) as pool:
         for batch, done in enumerate(range(0, total, BATCH)):
             drawn = draw(surface, min(BATCH, total - done), start + batch)
-            seen.update(pool.map(lambda case: judge(client, surface, case), drawn))
+            seen.update(pool.map(lambda case: judge(clients, surface, case), drawn))
             upstreams.reset()  # the stand-ins record every call
     return seen
 
@@ -102,12 +101,14 @@ def main() -> None:
     names = args.endpoints.split(",")
     logging.disable(logging.WARNING)  # every refused case logs a warning; the counts say it all
     failed = False
-    with gateway() as (url, upstreams), httpx.Client(base_url=url, timeout=60, limits=_fresh()) as client:
+    with gateway() as (url, upstreams), contextlib.closing(ThreadClients(url)) as clients:
         before = rss_mb()
         print(f"RSS before: {before:.0f} MB")
         for index, name in enumerate(names):
             began = time.perf_counter()
-            seen = fuzz(client, upstreams, SURFACES[name], args.cases // len(names), args.seed * 10_000 + index * 1_000)
+            seen = fuzz(
+                clients, upstreams, SURFACES[name], args.cases // len(names), args.seed * 10_000 + index * 1_000
+            )
             failures = sorted(verdict for verdict in seen if verdict.startswith("FAIL"))
             statuses = {k: v for k, v in sorted(seen.items()) if not k.startswith("FAIL")}  # a failure names its case
             spent = time.perf_counter() - began
@@ -150,11 +151,6 @@ def by_document(total: int, seed_base: int) -> int:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"RSS after: {rss_mb():.0f} MB (peak {peak:.0f} MB, before {before:.0f} MB)")
     return 1 if failed else 0
-
-
-def _fresh() -> httpx.Limits:
-    """A new connection per request, as in the tests (a kept-alive one waits out a 40 ms delayed ACK)."""
-    return httpx.Limits(max_connections=WORKERS, max_keepalive_connections=0)
 
 
 if __name__ == "__main__":

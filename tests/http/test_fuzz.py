@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -467,14 +468,58 @@ def _error_shaped(surface: Surface, body: Any) -> bool:
     return isinstance(error, dict) and set(error) == OPENAI_ERROR and isinstance(error["message"], str)
 
 
-@pytest.fixture(scope="module")
-def client(example_gateway: str, _upstreams: Any) -> Iterator[httpx.Client]:
+def fresh_client(base_url: str) -> httpx.Client:
+    """A client that opens a new connection per request, for one thread at a time."""
     # A new connection per request: the test servers' sockets answer kept-alive connections after a 40 ms
     # delayed ACK (no TCP_NODELAY; see test_fresh_connections_dodge_the_delayed_ack), a fresh one at once.
-    fresh = httpx.Limits(max_connections=WORKERS, max_keepalive_connections=0)
-    with httpx.Client(base_url=example_gateway, timeout=60, limits=fresh) as client:
+    return httpx.Client(base_url=base_url, timeout=60, limits=httpx.Limits(max_keepalive_connections=0))
+
+
+class ThreadClients:
+    """One :func:`fresh_client` per sending thread: ``clients()`` is the calling thread's own.
+
+    Not one client shared by the threads. httpcore 1.0.9's pool, allowed no kept-alive connections, can hand a
+    connection that has just gone idle to another thread's request and, in the same moment, close it as a surplus
+    idle one; that thread then reads a closed socket (``httpx.ReadError: [Errno 9] Bad file descriptor``: once in
+    CI, and 4 of 30,000 requests from 8 threads sharing a client in a loop, none with a client per thread).
+    """
+
+    def __init__(self, base_url: str) -> None:
+        self._base_url = base_url
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._made: list[httpx.Client] = []
+
+    def __call__(self) -> httpx.Client:
+        client: httpx.Client | None = getattr(self._local, "client", None)
+        if client is None:
+            client = self._local.client = fresh_client(self._base_url)
+            with self._lock:
+                self._made.append(client)
+        return client
+
+    def close(self) -> None:
+        with self._lock:
+            made, self._made = self._made, []
+        for client in made:
+            client.close()
+
+
+@pytest.fixture(scope="module")
+def client(example_gateway: str, _upstreams: Any) -> Iterator[httpx.Client]:
+    """For the tests that send from one thread."""
+    with fresh_client(example_gateway) as client:
         yield client
     _upstreams.reset()  # the stand-ins record every call
+
+
+@pytest.fixture(scope="module")
+def clients(example_gateway: str, _upstreams: Any) -> Iterator[ThreadClients]:
+    """For the tests that send from a few threads at once."""
+    clients = ThreadClients(example_gateway)
+    yield clients
+    clients.close()
+    _upstreams.reset()
 
 
 FUZZ = settings(
@@ -486,28 +531,41 @@ FUZZ = settings(
 )
 
 
-def judge(client: httpx.Client, surface: Surface, case: Case) -> str:
-    """The verdict on one case, or ``FAIL`` and why (raised in a worker thread, so kept as text)."""
+def judge(clients: ThreadClients, surface: Surface, case: Case) -> str:
+    """The verdict on one case, sent by this thread's client, or ``FAIL`` and why (raised in a worker thread, so
+    kept as text)."""
     try:
-        return verdict(surface, case, send(client, surface, case))
+        return verdict(surface, case, send(clients(), surface, case))
     except AssertionError as exc:
         return f"FAIL {exc}"
 
 
 @pytest.mark.parametrize("name", list(SURFACES))
-def test_generated_bodies_get_a_4xx_in_the_api_shape_or_a_200(name: str, client: httpx.Client) -> None:
+def test_generated_bodies_get_a_4xx_in_the_api_shape_or_a_200(name: str, clients: ThreadClients) -> None:
     """Hypothesis draws the cases, then a few threads send them: most of a case's time is waiting on loopback.
     (Drawing and sending at once trips hypothesis's check on the ``random`` module, which the gateway uses.)
     No shrinking, then: a failure names the bytes that were sent, which is the whole reproduction."""
     surface = SURFACES[name]
     drawn = draw_cases(surface, CASES[name])
     with ThreadPoolExecutor(WORKERS) as pool:
-        verdicts = list(pool.map(lambda case: judge(client, surface, case), drawn))
+        verdicts = list(pool.map(lambda case: judge(clients, surface, case), drawn))
     failures = [verdict for verdict in verdicts if verdict.startswith("FAIL")]
     seen = Counter("FAIL" if verdict.startswith("FAIL") else verdict for verdict in verdicts)
     print(f"\n{surface.path}: {len(drawn)} cases, statuses {dict(sorted(seen.items()))}")
     assert not failures, f"{len(failures)} failures, the first five:\n" + "\n\n".join(failures[:5])
     assert seen["200"] + seen["200-stream"] > 0 and seen["400"] > 0, seen
+
+
+def test_each_sending_thread_has_a_client_of_its_own() -> None:
+    clients = ThreadClients("http://127.0.0.1:9")
+    with ThreadPoolExecutor(4) as pool:
+        per_thread = set(pool.map(lambda _: (threading.get_ident(), id(clients())), range(200)))
+    try:
+        assert len({ident for ident, _ in per_thread}) == len(per_thread) == len(clients._made) > 1
+        assert clients() is clients() and all(not client.is_closed for client in clients._made)
+    finally:
+        clients.close()
+    assert not clients._made
 
 
 def draw_cases(surface: Surface, count: int) -> list[Case]:
