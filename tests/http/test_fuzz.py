@@ -557,16 +557,25 @@ def test_generated_bodies_get_a_4xx_in_the_api_shape_or_a_200(name: str, clients
     assert seen["200"] + seen["200-stream"] > 0 and seen["400"] > 0, seen
 
 
-def test_each_sending_thread_has_a_client_of_its_own() -> None:
+def test_each_sending_thread_has_a_client_of_its_own_kept_until_all_are_closed() -> None:
     clients = ThreadClients("http://127.0.0.1:9")
+    together = threading.Barrier(4)
+
+    def twice(wait: bool) -> tuple[int, httpx.Client, httpx.Client]:
+        if wait:
+            together.wait(timeout=10)  # four tasks running at once: four threads
+        return threading.get_ident(), clients(), clients()
+
     with ThreadPoolExecutor(4) as pool:
-        per_thread = set(pool.map(lambda _: (threading.get_ident(), id(clients())), range(200)))
-    try:
-        assert len({ident for ident, _ in per_thread}) == len(per_thread) == len(clients._made) > 1
-        assert clients() is clients() and all(not client.is_closed for client in clients._made)
-    finally:
-        clients.close()
-    assert not clients._made
+        first = list(pool.map(twice, [True] * 4))
+        later = list(pool.map(twice, [False] * 40))
+    own = {ident: client for ident, client, _ in first}
+    assert len(own) == len({id(client) for client in own.values()}) == 4
+    assert all(client is again for _, client, again in first + later)
+    assert all(own[ident] is client for ident, client, _ in later)  # the same thread, the same client
+    assert not any(client.is_closed for client in own.values())
+    clients.close()
+    assert all(client.is_closed for client in own.values())
 
 
 def draw_cases(surface: Surface, count: int) -> list[Case]:
