@@ -16,6 +16,7 @@ import pytest
 from gateway.http.app import create_app
 from gateway.settings import Settings
 from gateway.standin.server import ThreadedServer
+from tests.audit_file import audit_entries
 from tests.conftest import ClientFactory, Upstreams
 from tests.factories import POLICIES
 
@@ -34,10 +35,6 @@ def audited(tmp_path: Path, upstreams: Upstreams) -> Iterator[tuple[str, Path]]:
         yield server.url, audit
 
 
-def audit_lines(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
 def test_claude_codes_model_id_is_routed_through_the_alias(audited: tuple[str, Path], upstreams: Upstreams) -> None:
     url, audit = audited
     with anthropic.Anthropic(base_url=url, api_key="demo-key", max_retries=0) as client:
@@ -49,7 +46,7 @@ def test_claude_codes_model_id_is_routed_through_the_alias(audited: tuple[str, P
     assert message.model == "qwen3-32b" and "say hi" in message.content[0].text  # type: ignore[union-attr]
     assert streamed.stop_reason == "end_turn" and streamed.model == "qwen3-32b"
     assert upstreams.controls["a"].models() == ["Qwen/Qwen3-32B"] * 2, "the upstream gets its own model name"
-    lines = audit_lines(audit)
+    lines = audit_entries(audit)
     assert [(e["requested_model"], e["alias"], e["resolved_model"], e["route"]) for e in lines] == [
         (CLAUDE, "claude-*", "auto", "auto"),
         ("claude-haiku-4-5-20251001", "claude-*", "auto", "auto"),
@@ -95,6 +92,6 @@ def test_an_unmatched_name_is_404_and_audited_with_tenant_and_name(
     with pytest.raises(openai.NotFoundError) as missing:
         make_client(url, "demo-us-only").chat.completions.create(model="llama-17", messages=HI)
     assert missing.value.code == "model_not_found"
-    (line,) = audit_lines(audit)
+    (line,) = audit_entries(audit)
     assert (line["tenant"], line["requested_model"], line["status"]) == ("demo-us-only", "llama-17", 404)
     assert (line["error_code"], line["alias"], line["resolved_model"]) == ("model_not_found", None, None)

@@ -9,13 +9,13 @@ unavailable), Claude Code's API is the gateway, and any other traffic goes to a 
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.audit_file import audit_entries
 from tests.claudecode import claude_binary, claude_env
 from tests.factories import POLICIES
 from tests.processes import free_port, serve
@@ -51,7 +51,7 @@ def test_claude_code_says_hi_through_the_demo_with_its_default_model(tmp_path: P
         )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "] Here is a short answer to:" in done.stdout or "] Based on the tool result:" in done.stdout, done.stdout
-    lines = [json.loads(line) for line in audit.read_text().splitlines()]
+    lines = audit_entries(audit)
     asked = {(e["requested_model"], e["alias"], e["route"], e["status"]) for e in lines}
     assert lines and all(e["status"] == 200 and e["endpoint"] == "messages" for e in lines), asked
     assert all(e["requested_model"].startswith("claude-") and e["alias"] == "claude-*" for e in lines), asked

@@ -3,10 +3,8 @@ self-hosted deployment; the audit line and the explain endpoint name the detecto
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import anthropic
 import httpx
@@ -15,6 +13,7 @@ import pytest
 from gateway.http.app import create_app
 from gateway.settings import Settings
 from gateway.standin.server import ThreadedServer
+from tests.audit_file import audit_entries
 from tests.conftest import ANTHROPIC_KEY, OPENAI_KEY, ClientFactory, Upstreams
 from tests.factories import deployment, small_policy, tenant
 
@@ -52,10 +51,6 @@ def gateway(tmp_path: Path, upstreams: Upstreams) -> Iterator[tuple[str, Path]]:
 TIERS = ("simple", "standard", "complex")
 
 
-def audit_lines(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
 def test_a_card_number_goes_to_the_self_hosted_deployment(
     gateway: tuple[str, Path], make_client: ClientFactory
 ) -> None:
@@ -69,7 +64,7 @@ def test_a_card_number_goes_to_the_self_hosted_deployment(
         model="auto", messages=[{"role": "user", "content": f"Please refund card {CARD}, thanks."}]
     )
     assert card.headers["x-gateway-deployment"] == "us-open-a"
-    first, second = audit_lines(audit)
+    first, second = audit_entries(audit)
     assert (first["data_class"], first["detected"]) == ("public", None)
     assert second["data_class"] == "confidential" and second["deployment"] == "us-open-a"
     assert second["detected"] == {"data_class": "confidential", "raised_from": "public", "detectors": ["card"]}
@@ -84,7 +79,7 @@ def test_a_custom_detector_through_the_anthropic_messages_endpoint(gateway: tupl
             model="auto", max_tokens=50, messages=[{"role": "user", "content": "Status of CUST-00471100?"}]
         )
     assert reply.headers["x-gateway-deployment"] == "us-open-a"
-    (line,) = audit_lines(audit)
+    (line,) = audit_entries(audit)
     assert line["detected"]["detectors"] == ["customer_id"]
     assert "CUST-" not in audit.read_text()
 
@@ -105,6 +100,6 @@ def test_the_responses_endpoint_is_scanned_too(gateway: tuple[str, Path], make_c
     client = make_client(url, "open-key")
     reply = client.responses.with_raw_response.create(model="auto", input=f"Please refund card {CARD}, thanks.")
     assert reply.headers["x-gateway-deployment"] == "us-open-a"
-    (line,) = audit_lines(audit)
+    (line,) = audit_entries(audit)
     assert line["detected"] == {"data_class": "confidential", "raised_from": "public", "detectors": ["card"]}
     assert "4111" not in audit.read_text()

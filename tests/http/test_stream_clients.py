@@ -25,6 +25,7 @@ import openai
 import pytest
 
 from gateway.routing.auth import hash_key
+from tests.audit_file import audit_entries
 from tests.factories import deployment, model, tenant, write_policy
 from tests.http.sse_upstream import SseUpstream
 from tests.processes import Served, serve
@@ -123,8 +124,8 @@ def test_a_client_that_leaves_mid_stream_cancels_the_upstream_and_is_recorded(
                     break  # leaving the block closes the response, the connection with it
         assert eventually(lambda: upstream.closed_mid_stream == 1), "the upstream never saw the stream end"
         assert eventually(lambda: upstream.live_connections() == 0), "a connection to the upstream stayed open"
-        assert eventually(lambda: audit.exists() and audit.read_text().strip() != "")
-        entry = json.loads(audit.read_text().splitlines()[-1])
+        assert eventually(lambda: audit_entries(audit) != [])
+        entry = audit_entries(audit)[-1]
         assert entry["usage_estimated"] == "client_cancelled" and entry["deployment"] == "d"
         assert entry["status"] == 499 and entry["error_code"] == "client_cancelled"
         assert _metric(served.url, "gateway_requests_total", 'status="499"') == 1.0

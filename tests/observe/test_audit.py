@@ -21,6 +21,7 @@ from gateway.observe.record import RequestRecord
 from gateway.settings import Settings
 from gateway.standin.control import Fault
 from gateway.standin.server import ThreadedServer
+from tests.audit_file import audit_entries
 from tests.conftest import ClientFactory, Upstreams
 from tests.factories import REPO, FakeClock, small_policy, tenant
 
@@ -47,10 +48,6 @@ def audited(tmp_path: Path, upstreams: Upstreams) -> Iterator[tuple[str, Path]]:
         yield server.url, audit
 
 
-def entries(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
 def ask(client: openai.OpenAI, **extra: Any) -> None:
     answer = client.chat.completions.create(
         model="auto", messages=[{"role": "user", "content": SECRET_PROMPT}], **extra
@@ -64,7 +61,7 @@ def test_one_line_per_decision_with_candidates_and_costs(audited: tuple[str, Pat
     ask(make_client(url, "us-key"))
     with pytest.raises(openai.PermissionDeniedError):
         make_client(url, "us-key").chat.completions.create(model="cn-open", messages=[{"role": "user", "content": "x"}])
-    ok, denied = entries(path)
+    ok, denied = audit_entries(path)
     assert ok["tenant"] == "us-only" and ok["route"] == "auto" and ok["tier"] == "simple"
     assert ok["deployment"] == "us-open-a" and ok["origin"] == "US" and ok["status"] == 200
     rules = {c["deployment"]: c["rules"] for c in ok["candidates"]}
@@ -82,7 +79,7 @@ def test_attempts_and_fallbacks_are_recorded(
     url, path = audited
     upstreams.controls["a"].inject(Fault(status=500, times=10))
     ask(make_client(url, "us-key"))
-    (entry,) = entries(path)
+    (entry,) = audit_entries(path)
     assert entry["deployment"] == "us-open-b" and entry["fallbacks"] == 1
     assert [a["outcome"] for a in entry["attempts"]][-1] == "ok"
     assert {a["deployment"] for a in entry["attempts"]} == {"us-open-a", "us-open-b"}
@@ -92,7 +89,7 @@ def test_content_only_for_tenants_that_ask(audited: tuple[str, Path], make_clien
     url, path = audited
     ask(make_client(url, "recorded-key"))
     ask(make_client(url, "recorded-key"), stream=True)
-    plain, streamed = entries(path)
+    plain, streamed = audit_entries(path)
     assert plain["content"]["prompt"] == SECRET_PROMPT and "Here is a short answer" in plain["content"]["completion"]
     assert "Here is a short answer" in streamed["content"]["completion"] and streamed["ttft_seconds"] > 0
 
@@ -129,7 +126,7 @@ def test_lines_wait_for_the_flush_and_shutdown_writes_them(tmp_path: Path, upstr
         ask(client)
         ask(client)
         assert audit.read_text() == "", "both lines are pending: the second came well within half the interval"
-    assert [e["status"] for e in entries(audit)] == [200, 200]
+    assert [e["status"] for e in audit_entries(audit)] == [200, 200]
 
 
 def test_a_pending_line_is_written_by_the_timer(tmp_path: Path, upstreams: Upstreams) -> None:
@@ -142,7 +139,7 @@ def test_a_pending_line_is_written_by_the_timer(tmp_path: Path, upstreams: Upstr
         deadline = time.monotonic() + 10
         while not audit.read_text() and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert len(entries(audit)) == 1, "no other request came: the timer wrote it"
+        assert len(audit_entries(audit)) == 1, "no other request came: the timer wrote it"
 
 
 def _record(i: int) -> RequestRecord:
@@ -207,6 +204,6 @@ def test_candidate_lists_of_different_tenants_stay_apart(audited: tuple[str, Pat
     url, path = audited
     for key in ("us-key", "open-key", "us-key", "open-key"):
         ask(make_client(url, key))
-    rules = [{c["deployment"]: c["rules"] for c in e["candidates"]} for e in entries(path)]
+    rules = [{c["deployment"]: c["rules"] for c in e["candidates"]} for e in audit_entries(path)]
     assert rules[0] == rules[2] and rules[1] == rules[3]
     assert rules[0]["cn-open-a"] == ["tenant.deny_origins"] and rules[1]["cn-open-a"] == []

@@ -30,6 +30,7 @@ from gateway.http.app import create_app
 from gateway.settings import Settings
 from gateway.standin.control import Fault
 from gateway.standin.server import ThreadedServer
+from tests.audit_file import audit_entries
 from tests.conftest import ClientFactory, Upstreams
 from tests.factories import deployment, model, small_policy, tenant
 
@@ -46,7 +47,7 @@ class Gateway:
     audit: Path
 
     def entries(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.audit.read_text().splitlines()]
+        return audit_entries(self.audit)
 
     def wait_idle(self, lines: int) -> None:
         """Until ``lines`` requests are recorded and none is in flight: a stream's settlement runs before its

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 
 from gateway.routing.auth import hash_key
 from gateway.standin.control import Fault
+from tests.audit_file import audit_entries
 from tests.conftest import OPENAI_KEY, Upstreams
 from tests.factories import deployment, small_policy, tenant
 from tests.processes import Served, serve
@@ -144,9 +144,4 @@ def _spent(tmp_path: Path) -> float:
 
 
 def _audit(tmp_path: Path) -> list[dict[str, Any]]:
-    lines = []
-    for name in ("a1.jsonl", "a2.jsonl"):
-        path = tmp_path / name
-        if path.exists():
-            lines += [json.loads(line) for line in path.read_text().splitlines() if line]
-    return lines
+    return [entry for name in ("a1.jsonl", "a2.jsonl") for entry in audit_entries(tmp_path / name)]

@@ -8,7 +8,6 @@ input over 64 tokens gets llama.cpp's own 500 "input (N tokens) is too large to 
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ import pytest
 from gateway.http.app import create_app
 from gateway.settings import Settings
 from gateway.standin.server import ThreadedServer
+from tests.audit_file import audit_entries
 from tests.conftest import Upstreams
 from tests.factories import deployment, model, small_policy, tenant
 from tests.llamacpp import LlamaServer
@@ -72,8 +72,7 @@ def clients(gateway: str, llama: LlamaServer) -> tuple[openai.OpenAI, openai.Ope
 
 
 def audit(tmp_path: Path) -> list[dict[str, Any]]:
-    trail = tmp_path / "audit.jsonl"
-    return [json.loads(line) for line in trail.read_text().splitlines()] if trail.exists() else []
+    return audit_entries(tmp_path / "audit.jsonl")
 
 
 def eventually(found: Callable[[], list[dict[str, Any]]], seconds: float = 5.0) -> list[dict[str, Any]]:

@@ -7,7 +7,6 @@ deployment; tests then use the official openai SDK against the gateway and read 
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Iterator, Mapping
@@ -24,6 +23,7 @@ from gateway.http.app import create_app
 from gateway.settings import Settings
 from gateway.standin.server import ThreadedServer
 from gateway.upstream.providers.litellm_provider import load_litellm
+from tests.audit_file import audit_entries
 from tests.factories import model, tenant, write_policy
 
 # litellm hides pydantic's "`ReadOnly` qualifier" warning with a filter pytest drops after the first test
@@ -56,8 +56,7 @@ class Gateway:
         return openai.OpenAI(base_url=self.url + "/v1", api_key=TENANT_KEY, max_retries=0)
 
     def entries(self) -> list[dict[str, Any]]:
-        text = self.audit.read_text() if self.audit.exists() else ""
-        return [json.loads(line) for line in text.splitlines()]
+        return audit_entries(self.audit)
 
     def last_entry(self, count: int) -> dict[str, Any]:
         """The audit line of the ``count``-th request (lines are written at once: flush_seconds 0)."""
