@@ -157,7 +157,7 @@ class AuditLog:
         self._pending.clear()
         self._size = 0
         for piece in pieces:
-            self._out.write(piece)
+            write_all(self._out, piece)
             if not self._owned:
                 self._out.flush()  # stdout is buffered: each piece is its own write
 
@@ -165,6 +165,15 @@ class AuditLog:
         self.flush()
         if self._owned:
             self._out.close()
+
+
+def write_all(out: IO[bytes], data: bytes) -> None:
+    """Every byte of ``data``: the file is unbuffered, and a raw ``write()`` may write fewer bytes than asked
+    (a signal mid-write, a disk filling up), which would lose the rest of the batch without an error. A full
+    disk then raises ``OSError`` on the next call."""
+    view = memoryview(data)
+    while view:
+        view = view[out.write(view) :]
 
 
 def _pieces(lines: list[bytes], limit: int) -> list[bytes]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import openai
 import pytest
 
 from gateway.http.app import create_app
-from gateway.observe.audit import AuditLog, _pieces, audit_entry
+from gateway.observe.audit import AuditLog, _pieces, audit_entry, write_all
 from gateway.observe.record import RequestRecord
 from gateway.settings import Settings
 from gateway.standin.control import Fault
@@ -191,6 +192,29 @@ def test_zero_writes_each_line_at_once(tmp_path: Path) -> None:
         return written
 
     assert asyncio.run(scenario()) == 1
+
+
+class ShortWrites(io.RawIOBase):
+    """A raw file that writes at most ``most`` bytes per call, as a raw ``write()`` may."""
+
+    def __init__(self, most: int) -> None:
+        self.most, self.data, self.calls = most, bytearray(), 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: Any) -> int:
+        self.calls += 1
+        taken = bytes(b[: self.most])
+        self.data += taken
+        return len(taken)
+
+
+def test_a_short_write_is_followed_by_the_rest_of_the_batch() -> None:
+    out = ShortWrites(most=1000)
+    batch = b"".join(json.dumps({"n": n, "pad": "x" * 300}).encode() + b"\n" for n in range(10))
+    write_all(out, batch)
+    assert bytes(out.data) == batch and out.calls == -(-len(batch) // 1000)
 
 
 def test_batches_for_a_shared_stdout_stay_within_what_a_pipe_writes_whole() -> None:
