@@ -124,7 +124,7 @@ def test_a_client_that_leaves_mid_stream_cancels_the_upstream_and_is_recorded(
                     break  # leaving the block closes the response, the connection with it
         assert eventually(lambda: upstream.closed_mid_stream == 1), "the upstream never saw the stream end"
         assert eventually(lambda: upstream.live_connections() == 0), "a connection to the upstream stayed open"
-        assert eventually(lambda: audit_entries(audit) != [])
+        assert eventually(lambda: audit_entries(audit, writing=True) != [])
         entry = audit_entries(audit)[-1]
         assert entry["usage_estimated"] == "client_cancelled" and entry["deployment"] == "d"
         assert entry["status"] == 499 and entry["error_code"] == "client_cancelled"

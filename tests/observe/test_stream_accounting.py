@@ -47,7 +47,7 @@ class Gateway:
     audit: Path
 
     def entries(self) -> list[dict[str, Any]]:
-        return audit_entries(self.audit)
+        return audit_entries(self.audit, writing=True)
 
     def wait_idle(self, lines: int) -> None:
         """Until ``lines`` requests are recorded and none is in flight: a stream's settlement runs before its

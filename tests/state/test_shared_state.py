@@ -144,4 +144,4 @@ def _spent(tmp_path: Path) -> float:
 
 
 def _audit(tmp_path: Path) -> list[dict[str, Any]]:
-    return [entry for name in ("a1.jsonl", "a2.jsonl") for entry in audit_entries(tmp_path / name)]
+    return [entry for name in ("a1.jsonl", "a2.jsonl") for entry in audit_entries(tmp_path / name, writing=True)]

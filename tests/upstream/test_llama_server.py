@@ -72,7 +72,7 @@ def clients(gateway: str, llama: LlamaServer) -> tuple[openai.OpenAI, openai.Ope
 
 
 def audit(tmp_path: Path) -> list[dict[str, Any]]:
-    return audit_entries(tmp_path / "audit.jsonl")
+    return audit_entries(tmp_path / "audit.jsonl", writing=True)
 
 
 def eventually(found: Callable[[], list[dict[str, Any]]], seconds: float = 5.0) -> list[dict[str, Any]]:

@@ -56,7 +56,7 @@ class Gateway:
         return openai.OpenAI(base_url=self.url + "/v1", api_key=TENANT_KEY, max_retries=0)
 
     def entries(self) -> list[dict[str, Any]]:
-        return audit_entries(self.audit)
+        return audit_entries(self.audit, writing=True)
 
     def last_entry(self, count: int) -> dict[str, Any]:
         """The audit line of the ``count``-th request (lines are written at once: flush_seconds 0)."""
