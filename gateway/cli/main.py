@@ -66,6 +66,18 @@ def _parser() -> argparse.ArgumentParser:
     summarize = audit.add_parser("summarize", help="traffic, cost and savings by tenant, tier, vendor and origin")
     summarize.add_argument("file", type=Path)
     summarize.set_defaults(run=_summarize)
+    sample = audit.add_parser(
+        "sample", help="the prompts to grade for the router's per-pair calibration (needs audit_content)"
+    )
+    sample.add_argument("file", type=Path)
+    sample.add_argument("--n", type=int, default=500, help="how many prompts (default %(default)s)")
+    sample.add_argument("--seed", type=int, default=0, help="which of the equally spread picks (default 0)")
+    sample.add_argument(
+        "--stratum", choices=("tenant", "route"), default="tenant",
+        help="what keeps requests together in the out-of-fold estimate (default %(default)s)",
+    )  # fmt: skip
+    sample.add_argument("--out", default="-", help="JSON lines to this file (default stdout)")
+    sample.set_defaults(run=_sample)
 
     policy = commands.add_parser("policy", help="check or explain policies").add_subparsers(title="policy commands")
     check = policy.add_parser("check", help="validate a policy directory and run its example cases")
@@ -204,6 +216,48 @@ def _summarize(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(render(summarize(entries)))
+    if bad:
+        print(f"warning: {bad} line(s) of {args.file} are not audit entries and were skipped", file=sys.stderr)
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from gateway.observe.audit_sample import BINS, eligible, outcome_line, sample, score_bin
+    from gateway.observe.audit_summary import read_entries
+
+    if args.n < 1:
+        print(f"error: --n must be at least 1, not {args.n}", file=sys.stderr)
+        return 2
+    try:
+        entries, bad = read_entries(args.file)
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    candidates, repeats = eligible(entries)
+    if not candidates:
+        print(
+            f"error: none of the {len(entries)} audit entries of {args.file} is an answered, scored request with its "
+            "prompt: set audit_content: true for the tenants to sample (docs/router-evaluation.md)",
+            file=sys.stderr,
+        )
+        return 1
+    picked = sample(candidates, args.n, args.seed)
+    text = b"".join(orjson.dumps(outcome_line(e, args.stratum)) + b"\n" for e in picked)
+    if args.out == "-":
+        sys.stdout.buffer.write(text)
+        sys.stdout.flush()
+    else:
+        Path(args.out).write_bytes(text)
+    spread = [0] * BINS
+    for entry in picked:
+        spread[score_bin(entry)] += 1
+    print(
+        f"picked {len(picked)} of {len(candidates)} answered requests with a prompt ({repeats} repeated prompts "
+        f"dropped, {len(entries) - len(candidates) - repeats} entries without content, score or success skipped); "
+        f"per score tenth: {' '.join(map(str, spread))}. Grade both models' answers, add weak_score and "
+        "strong_score, then: gateway router train --outcomes FILE",
+        file=sys.stderr,
+    )
     if bad:
         print(f"warning: {bad} line(s) of {args.file} are not audit entries and were skipped", file=sys.stderr)
     return 0

@@ -94,6 +94,9 @@ def read_dataset(path: Path | str, limit_per_bench: int | None = None, default_b
 
 
 def _example(row: dict[str, Any], bench: str) -> Example:
+    missing = [name for name in ("weak_score", "strong_score") if row.get(name) is None]
+    if missing:
+        raise ValueError(f"no {' and no '.join(missing)}: grade both models' answers first (docs/router-evaluation.md)")
     scale = SCORE_SCALE.get(bench, 1.0)
     return Example(
         uid=str(row["uid"]),
