@@ -14,6 +14,7 @@ from gateway.cli.policy_import import add_import_command
 from gateway.cli.policy_load import POLICIES_DEFAULT, load
 from gateway.cli.policy_proof import add_proof_commands
 from gateway.cli.policy_tools import add_policy_tools
+from gateway.observe.audit_sample import STRATA
 from gateway.routing.auth import hash_key
 from gateway.settings import EXAMPLE_POLICIES, Settings, default_policies
 
@@ -73,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument("--n", type=int, default=500, help="how many prompts (default %(default)s)")
     sample.add_argument("--seed", type=int, default=0, help="which of the equally spread picks (default 0)")
     sample.add_argument(
-        "--stratum", choices=("tenant", "route"), default="tenant",
+        "--stratum", choices=STRATA, default="tenant",
         help="what keeps requests together in the out-of-fold estimate (default %(default)s)",
     )  # fmt: skip
     sample.add_argument("--out", default="-", help="JSON lines to this file (default stdout)")
@@ -222,26 +223,25 @@ def _summarize(args: argparse.Namespace) -> int:
 
 
 def _sample(args: argparse.Namespace) -> int:
-    from gateway.observe.audit_sample import BINS, eligible, outcome_line, sample, score_bin
-    from gateway.observe.audit_summary import read_entries
+    from gateway.observe.audit_sample import BINS, Tally, eligible, outcome_line, sample, score_bin
+    from gateway.observe.audit_summary import Entries
 
     if args.n < 1:
         print(f"error: --n must be at least 1, not {args.n}", file=sys.stderr)
         return 2
+    entries, tally = Entries(args.file), Tally()
     try:
-        entries, bad = read_entries(args.file)
+        picked = sample(eligible(entries, tally), args.n, args.seed)
     except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    candidates, repeats = eligible(entries)
-    if not candidates:
+    if not picked:
         print(
-            f"error: none of the {len(entries)} audit entries of {args.file} is an answered, scored request with its "
+            f"error: none of the {tally.read} audit entries of {args.file} is an answered, scored request with its "
             "prompt: set audit_content: true for the tenants to sample (docs/router-evaluation.md)",
             file=sys.stderr,
         )
         return 1
-    picked = sample(candidates, args.n, args.seed)
     text = b"".join(orjson.dumps(outcome_line(e, args.stratum)) + b"\n" for e in picked)
     if args.out == "-":
         sys.stdout.buffer.write(text)
@@ -252,14 +252,14 @@ def _sample(args: argparse.Namespace) -> int:
     for entry in picked:
         spread[score_bin(entry)] += 1
     print(
-        f"picked {len(picked)} of {len(candidates)} answered requests with a prompt ({repeats} repeated prompts "
-        f"dropped, {len(entries) - len(candidates) - repeats} entries without content, score or success skipped); "
+        f"picked {len(picked)} of {tally.eligible} answered requests with a prompt ({tally.repeats} repeated prompts "
+        f"dropped, {tally.read - tally.eligible - tally.repeats} entries without content, score or success skipped); "
         f"per score tenth: {' '.join(map(str, spread))}. Grade both models' answers, add weak_score and "
         "strong_score, then: gateway router train --outcomes FILE",
         file=sys.stderr,
     )
-    if bad:
-        print(f"warning: {bad} line(s) of {args.file} are not audit entries and were skipped", file=sys.stderr)
+    if entries.bad:
+        print(f"warning: {entries.bad} line(s) of {args.file} are not audit entries and were skipped", file=sys.stderr)
     return 0
 
 

@@ -14,53 +14,68 @@ Pure but for reading the file: entries in, lines out; the pick is deterministic 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 BINS = 10
 STRATA = ("tenant", "route")
 
 
-def eligible(entries: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
-    """The entries worth grading, the first of each prompt; and how many repeated an earlier prompt."""
-    chosen: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    repeats = 0
+@dataclass
+class Tally:
+    """What a pass over the audit file saw."""
+
+    read: int = 0
+    eligible: int = 0
+    repeats: int = 0
+
+
+def eligible(entries: Iterable[dict[str, Any]], tally: Tally) -> Iterator[dict[str, Any]]:
+    """The entries worth grading, the first of each prompt (whitespace aside), one at a time: a trail of
+    any size is read once, keeping a 16-byte digest per distinct prompt."""
+    seen: set[bytes] = set()
     for entry in entries:
+        tally.read += 1
         content = entry.get("content")
         score = entry.get("complexity_score")
         if not isinstance(content, dict) or not isinstance(content.get("prompt"), str):
             continue
         if not isinstance(score, int | float) or int(entry.get("status") or 0) >= 400:
             continue
-        key = " ".join(content["prompt"].split())
-        if not key:
+        text = " ".join(content["prompt"].split())
+        if not text:
             continue
+        key = hashlib.blake2b(text.encode(), digest_size=16).digest()
         if key in seen:
-            repeats += 1
+            tally.repeats += 1
             continue
         seen.add(key)
-        chosen.append(entry)
-    return chosen, repeats
+        tally.eligible += 1
+        yield entry
 
 
-def sample(entries: list[dict[str, Any]], n: int, seed: int = 0) -> list[dict[str, Any]]:
+def sample(entries: Iterable[dict[str, Any]], n: int, seed: int = 0) -> list[dict[str, Any]]:
     """``n`` entries (all of them when there are fewer) spread over the score: round-robin over ten
-    equal-width score bins, each bin's entries in a seeded pseudo-random order; lowest score first."""
+    equal-width score bins, each bin's entries in a seeded pseudo-random order; lowest score first.
+    No bin can give more than ``n``, so each keeps only its ``n`` first in that order as it goes."""
     if n < 1:
         raise ValueError(f"n must be at least 1, not {n}")
-    bins: list[list[dict[str, Any]]] = [[] for _ in range(BINS)]
+    bins: list[list[tuple[str, dict[str, Any]]]] = [[] for _ in range(BINS)]
     for entry in entries:
-        bins[score_bin(entry)].append(entry)
-    for members in bins:
-        members.sort(key=lambda e: _shuffled(e, seed))
+        members = bins[score_bin(entry)]
+        members.append((_shuffled(entry, seed), entry))
+        if len(members) >= 2 * n:
+            members.sort(key=lambda member: member[0])
+            del members[n:]
+    ordered = [[entry for _, entry in sorted(members, key=lambda member: member[0])[:n]] for members in bins]
     picked: list[dict[str, Any]] = []
     depth = 0
-    while len(picked) < n and any(len(members) > depth for members in bins):
+    while len(picked) < n and any(len(members) > depth for members in ordered):
         # each round visits the bins in its own seeded order, so that a last, partial round favours none
         for b in sorted(range(BINS), key=lambda b: _digest(f"{seed}\n{depth}\n{b}")):
-            if len(bins[b]) > depth and len(picked) < n:
-                picked.append(bins[b][depth])
+            if len(ordered[b]) > depth and len(picked) < n:
+                picked.append(ordered[b][depth])
         depth += 1
     return sorted(picked, key=lambda e: (float(e["complexity_score"]), _shuffled(e, seed)))
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,21 +31,30 @@ class Totals:
         self.counterfactual += float(entry.get("counterfactual_cost_usd") or 0.0)
 
 
+class Entries:
+    """The entries of an audit file, read one line at a time; ``bad`` counts the lines that are not entries."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.bad = path, 0
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        with self.path.open("rb") as lines:
+            for line in lines:
+                try:
+                    entry = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    self.bad += 1
+                    continue
+                if isinstance(entry, dict):
+                    yield entry
+                else:
+                    self.bad += 1
+
+
 def read_entries(path: Path) -> tuple[list[dict[str, Any]], int]:
     """The entries of an audit file, and how many lines could not be read."""
-    entries, bad = [], 0
-    with path.open("rb") as lines:
-        for line in lines:
-            try:
-                entry = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                bad += 1
-                continue
-            if isinstance(entry, dict):
-                entries.append(entry)
-            else:
-                bad += 1
-    return entries, bad
+    entries = Entries(path)
+    return list(entries), entries.bad
 
 
 def summarize(entries: Iterable[dict[str, Any]]) -> dict[str, dict[str, Totals]]:

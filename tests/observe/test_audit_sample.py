@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from gateway.http.app import create_app
-from gateway.observe.audit_sample import eligible, sample, score_bin
+from gateway.observe.audit_sample import Tally, eligible, sample, score_bin
 from gateway.settings import Settings
 from gateway.standin.server import ThreadedServer
 from gateway.training.outcomes import OPERATOR
@@ -38,8 +38,10 @@ def test_only_answered_scored_requests_with_a_prompt_are_eligible_and_each_promp
         no_content,
         entry(6, 0.7),
     ]
-    chosen, repeats = eligible(entries)
-    assert [e["request_id"] for e in chosen] == ["r1", "r6"] and repeats == 1
+    tally = Tally()
+    chosen = list(eligible(entries, tally))
+    assert [e["request_id"] for e in chosen] == ["r1", "r6"]
+    assert (tally.read, tally.eligible, tally.repeats) == (7, 2, 1)
 
 
 def test_a_skewed_trail_is_sampled_evenly_over_the_score() -> None:
@@ -63,6 +65,16 @@ PROMPTS = [
     "Write a Python function that merges two sorted lists, with tests and an analysis of its complexity.",
     "What is the capital of Peru?",
 ]
+
+
+def test_a_trail_is_read_once_and_gives_the_pick_it_gives_in_memory() -> None:
+    entries = [entry(i, (i * 37 % 100) / 100) for i in range(5000)]
+    once = iter(entries)  # a generator, as the file is read: no second pass
+    picked = sample(once, 30, seed=3)
+    assert picked == sample(entries[::-1], 30, seed=3)  # the order of the lines does not matter
+    assert picked == sample(sample(entries, 300, seed=3), 30, seed=3)  # nor where the trail was cut short: a
+    # smaller sample is part of a bigger one, so growing --n adds prompts to grade and keeps those graded
+    assert {e["request_id"] for e in picked} < {e["request_id"] for e in sample(entries, 300, seed=3)}
 
 
 def test_fewer_picks_than_bins_favour_neither_end() -> None:
