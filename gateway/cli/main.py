@@ -150,6 +150,21 @@ def _router_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     evaluate.add_argument("--limit", type=int, default=None, help="at most this many requests per benchmark")
     evaluate.add_argument("--no-lobo", action="store_true", help="skip the leave-one-benchmark-out table")
     evaluate.set_defaults(run=_router, router_command="eval")
+    grade = sub.add_parser(
+        "grade", help="both models' answers and a judge's 1-10 scores for the lines `gateway audit sample` wrote"
+    )
+    grade.add_argument("input", type=Path, help="JSON lines from `gateway audit sample` (or an earlier grade's output)")
+    grade.add_argument("--out", type=Path, required=True, help="the graded JSON lines (not the input)")
+    grade.add_argument("--base-url", required=True, help="an OpenAI-compatible endpoint, e.g. http://gateway:8080/v1")
+    grade.add_argument("--weak", required=True, help="the model that takes the simple work (by name, not a route)")
+    grade.add_argument("--strong", required=True, help="the model that takes the complex work")
+    grade.add_argument("--judge", required=True, help="the model that rates both answers (a strong one)")
+    grade.add_argument(
+        "--key-env", default="OPENAI_API_KEY", help="the environment variable with the API key (default %(default)s)"
+    )
+    grade.add_argument("--concurrency", type=int, default=4, help="lines graded at once (default %(default)s)")
+    grade.add_argument("--timeout", type=float, default=120.0, help="seconds per call (default %(default)g)")
+    grade.set_defaults(run=_router, router_command="grade")
 
 
 def _default_policies(quiet: bool) -> Path:

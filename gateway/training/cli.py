@@ -131,7 +131,46 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": run_train, "score": run_score, "eval": run_eval}
+def run_grade(args: argparse.Namespace) -> int:
+    import os
+
+    from gateway.training.grade import OpenAIEndpoint, Pair, grade_all
+
+    if args.concurrency < 1:
+        print(f"error: --concurrency must be at least 1, not {args.concurrency}", file=sys.stderr)
+        return 2
+    if args.out.resolve() == args.input.resolve():
+        print("error: --out must not be the input (write elsewhere, then run again on it to retry)", file=sys.stderr)
+        return 2
+    try:
+        lines = [orjson.loads(line) for line in args.input.read_bytes().splitlines() if line.strip()]
+    except (OSError, orjson.JSONDecodeError) as exc:
+        print(f"error: {args.input}: {exc}", file=sys.stderr)
+        return 1
+    if not all(isinstance(line, dict) for line in lines):
+        print(f"error: {args.input}: every line must be a JSON object", file=sys.stderr)
+        return 1
+    pair = Pair(args.weak, args.strong, args.judge)
+    done = failed = 0
+    endpoint = OpenAIEndpoint(args.base_url, os.environ.get(args.key_env), args.timeout)
+    with endpoint, args.out.open("wb") as out:
+        for line in grade_all(lines, pair, endpoint.complete, args.concurrency):
+            out.write(orjson.dumps(line) + b"\n")
+            out.flush()
+            if "grade_error" in line:
+                failed += 1
+                print(f"not graded: {line.get('uid')}: {line['grade_error']}", file=sys.stderr)
+            else:
+                done += 1
+    print(
+        f"graded {done} of {len(lines)} lines into {args.out}"
+        + (f"; {failed} not (grade_error): run again on {args.out} to retry them" if failed else ""),
+        file=sys.stderr,
+    )
+    return 1 if failed else 0
+
+
+COMMANDS = {"train": run_train, "score": run_score, "eval": run_eval, "grade": run_grade}
 
 
 def run(args: argparse.Namespace) -> int:
