@@ -126,15 +126,21 @@ def _edge_arguments(serve: argparse.ArgumentParser) -> None:
         )  # fmt: skip
 
 
+DEV_DATA = Path("../shared/routing/dev.jsonl")
+
+
 def _router_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    data = Path("../shared/routing/dev.jsonl")
+    data = DEV_DATA
     router = commands.add_parser("router", help="train, score with and evaluate the learned complexity router")
     sub = router.add_subparsers(title="router commands")
     train = sub.add_parser("train", help="train the router and write its artifact (needs the router extra)")
     train.add_argument("--data", type=Path, default=data, help=f"JSON lines (default {data})")
     train.add_argument("--out", type=Path, default=None, help="artifact path (default: the packaged one)")
     train.add_argument(
-        "--outcomes", type=Path, default=None, help="your model pair's outcomes (JSON lines, same shape)"
+        "--outcomes",
+        type=Path,
+        default=None,
+        help="your model pair's outcomes (JSON lines, same shape); without the default --data, trained on them alone",
     )
     train.set_defaults(run=_router, router_command="train")
     score = sub.add_parser("score", help="score requests exactly as the auto route does; JSON lines out")
@@ -183,6 +189,9 @@ def _router(args: argparse.Namespace) -> int:
 
     data: Path | None = getattr(args, "data", None)  # train and eval read a data set
     if data is not None and not data.is_file():
+        if getattr(args, "outcomes", None) is not None and data == DEV_DATA:  # an operator's outcomes alone
+            args.data = None
+            return run(args)
         print(f"error: no data set at {data}: pass one with --data PATH (JSON lines)", file=sys.stderr)
         return 2
     return run(args)
@@ -299,10 +308,9 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from gateway.classify import load_default_classifier
     from gateway.errors import GatewayError
     from gateway.policy.decide import decide, refusal
-    from gateway.policyfiles.loader import PolicyError, load_policy_dir
+    from gateway.policyfiles.loader import PolicyError, classifier_of, load_policy_dir
     from gateway.routing.normalize import normalize
 
     try:
@@ -312,7 +320,7 @@ def _explain(args: argparse.Namespace) -> int:
             return 2
         headers = {"x-gateway-data-class": args.data_class} if args.data_class else {}
         request = normalize("chat", args.request.read_bytes(), headers, aliases=policy.aliases)
-        decision = decide(policy, args.tenant, request, load_default_classifier())
+        decision = decide(policy, args.tenant, request, classifier_of(policy))
     except PolicyError as exc:
         print("\n".join(exc.problems), file=sys.stderr)
         return 1

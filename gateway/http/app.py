@@ -20,7 +20,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Match
 from starlette.types import Receive, Scope, Send
 
-from gateway.classify import load_default_classifier
 from gateway.errors import AuthenticationFailed, GatewayError, MethodNotAllowed, ModelNotFound, RouteNotFound
 from gateway.http import edge, fastpath, openapi
 from gateway.http.drain import drain_of
@@ -35,7 +34,7 @@ from gateway.observe.tracing import open_tracing
 from gateway.policy.decide import decide, refusal
 from gateway.policy.policy_set import Deployment, PolicySet
 from gateway.policy.visible import visible_models
-from gateway.policyfiles.loader import load_policy_dir
+from gateway.policyfiles.loader import classifier_of, load_policy_dir
 from gateway.routing.auth import authenticate, holds_key, is_admin
 from gateway.routing.normalize import normalize
 from gateway.routing.pipeline import Routing
@@ -126,7 +125,7 @@ async def _start(settings: Settings, env: Mapping[str, str] | None, stack: Async
     stack.push_async_callback(settlements.drain)  # before the store closes: a bounded wait for what is queued
     guards = Guards(store, outages, settlements)
     gate = DeploymentGate(store, guards.outages)
-    classifier = load_default_classifier()
+    classifier = classifier_of(policy)
     caller = Caller(providers, gate, lookup, passthrough=providers.passthrough, responses=providers.responses)
     routing = Routing(policy, classifier, caller, guards, gate)
     sinks: list[Sink] = [metrics.record]

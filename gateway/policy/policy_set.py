@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from gateway.classify.base import Classifier
 from gateway.policy.aliases import Aliases
 from gateway.policy.detect import Detection
 from gateway.policy.guards_schema import RateLimits, StateSpec
@@ -65,6 +66,8 @@ class PolicySet:
     metrics_key_hashes: frozenset[str] = frozenset()  # when set, /metrics needs one of these or an admin key
     warnings: tuple[str, ...] = ()
     detection: Detection = field(default_factory=Detection)  # personal-data detectors that raise a data class
+    # the learned router of the directory's own router.json.gz (an operator's model pair), None: the packaged one
+    classifier: Classifier | None = field(default=None, compare=False, repr=False)
     # Filled on first use by decide(): the tenant and data-class rules read nothing of a request, so
     # their verdicts are worked out once per (tenant, data class) for this revision, not per request.
     policy_verdicts: PolicyVerdicts = field(default_factory=dict, init=False, compare=False, repr=False)

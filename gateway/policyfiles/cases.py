@@ -17,13 +17,13 @@ import orjson
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from gateway.classify import load_default_classifier
 from gateway.classify.base import Classifier, FixedScore
 from gateway.errors import GatewayError
 from gateway.policy.decide import Decision, decide, refusal
 from gateway.policy.policy_set import PolicySet, all_available
 from gateway.policy.proof import score_in_tier
 from gateway.policyfiles.case_features import Features, body_of
+from gateway.policyfiles.loader import classifier_of
 from gateway.policyfiles.yaml_lines import LineMap, load_with_lines
 from gateway.request import ChatRequest
 from gateway.routing.normalize import normalize
@@ -132,7 +132,7 @@ def case_request(policy: PolicySet, case: Case) -> tuple[ChatRequest, Classifier
     request = normalize(case.endpoint, orjson.dumps(body), headers, aliases=policy.aliases)  # type: ignore[arg-type]
     if features is not None and features.tier is not None:
         return request, FixedScore(score_in_tier(policy.routes.get(request.model), features.tier), "case-features")
-    return request, load_default_classifier()
+    return request, classifier_of(policy)
 
 
 def run_case(policy: PolicySet, case: Case) -> tuple[list[str], list[str]]:

@@ -7,7 +7,9 @@ Schema errors do not hide reference errors: the entries that validate are cross-
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,6 +19,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from gateway.classify.base import Classifier
+from gateway.classify.learned import LearnedClassifier, RouterModel, from_json
 from gateway.policy.aliases import Aliases
 from gateway.policy.detect import Detection
 from gateway.policy.detect_custom import compile_custom
@@ -33,6 +37,7 @@ SECTIONS = ("models", "deployments", "tenants", "data_classes", "routes", "alias
 SINGLETONS = ("limits", "state", "admin")  # sections that are one object, written in at most one file
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 DEFAULT_DATA_CLASSES = {"public": DataClassSpec(description="implicit: no data_classes defined")}
+ROUTER_ARTIFACT = "router.json.gz"  # a policy directory's own learned router, beside its YAML files
 
 
 class PolicyError(Exception):
@@ -81,9 +86,27 @@ def load_policy_dir(directory: Path | str, env: Mapping[str, str]) -> PolicySet:
         if spec.tls is not None and (problem := tls_problem(spec.tls)) is not None:
             path = defined_in["deployments", dep_id]
             problems.append(located(path, lines[path], f"deployments.{dep_id}.tls: {problem}"))
+    router, artifact = _read_router(directory, problems)
     if problems:
         raise PolicyError(problems)
-    return _compile(merged, directory, _revision(contents), env)
+    if artifact is not None:
+        contents = {**contents, directory / ROUTER_ARTIFACT: artifact}
+    return _compile(merged, directory, _revision(contents), env, router)
+
+
+def _read_router(directory: Path, problems: list[str]) -> tuple[RouterModel | None, bytes | None]:
+    """The directory's own router artifact (``gateway router train --outcomes ... --out DIR/router.json.gz``),
+    and its bytes for the revision; (None, None) when there is none and the packaged router scores."""
+    path = directory / ROUTER_ARTIFACT
+    if not path.is_file():
+        return None, None
+    try:
+        raw = path.read_bytes()
+        model = from_json(json.loads(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw))
+    except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        problems.append(f"{path}: not a router artifact (write one with gateway router train --out): {exc!r}")
+        return None, None
+    return model, raw
 
 
 def located(path: Path, lines: LineMap, message: str) -> str:
@@ -235,7 +258,9 @@ def _revision(contents: Mapping[Path, bytes]) -> str:
     return digest.hexdigest()[:12]
 
 
-def _compile(merged: PolicyFile, directory: Path, revision: str, env: Mapping[str, str]) -> PolicySet:
+def _compile(
+    merged: PolicyFile, directory: Path, revision: str, env: Mapping[str, str], router: RouterModel | None = None
+) -> PolicySet:
     warnings: list[str] = []
     deployments = {}
     for dep_id, spec in merged.deployments.items():
@@ -278,7 +303,7 @@ def _compile(merged: PolicyFile, directory: Path, revision: str, env: Mapping[st
         tenant_by_key_hash={k.sha256: t for t, spec in merged.tenants.items() for k in spec.keys},
         data_classes=data_classes,
         data_class_rank=rank,
-        routes={route_id: _resolve_shares(route) for route_id, route in merged.routes.items()},
+        routes={route_id: _resolve_shares(route, router) for route_id, route in merged.routes.items()},
         baseline_prices={
             name: price
             for name, route in merged.routes.items()
@@ -292,17 +317,29 @@ def _compile(merged: PolicyFile, directory: Path, revision: str, env: Mapping[st
         metrics_key_hashes=frozenset(k.sha256 for k in merged.admin.metrics_keys) if merged.admin else frozenset(),
         warnings=tuple(warnings),
         detection=detection,
+        classifier=None if router is None else LearnedClassifier(router),
     )
 
 
-def _resolve_shares(route: RouteSpec) -> RouteSpec:
-    """Turn ``strong_share`` / ``standard_share`` into score thresholds from the router's calibration curve."""
+def classifier_of(policy: PolicySet) -> Classifier:
+    """What scores the ``auto`` routes under ``policy``: its directory's own learned router, else the packaged one
+    (the gateway, its explain output, the example cases and ``router score`` all use this)."""
+    if policy.classifier is not None:
+        return policy.classifier
+    from gateway.classify.loader import load_default_classifier  # parses the shipped artifact once per process
+
+    return load_default_classifier()
+
+
+def _resolve_shares(route: RouteSpec, router: RouterModel | None) -> RouteSpec:
+    """Turn ``strong_share`` / ``standard_share`` into score thresholds from the calibration curve of the
+    router that scores: the directory's own, else the packaged one."""
     given = route.thresholds
     if not given.by_share or given.strong_share is None:
         return route
     from gateway.classify.loader import load_router_model  # parses the shipped artifact once per process
 
-    calibration = load_router_model().calibration
+    calibration = (router or load_router_model()).calibration
     complex_ = calibration.threshold_for_share(given.strong_share)
     standard = min(given.standard, complex_)
     if given.standard_share is not None:

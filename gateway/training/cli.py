@@ -17,11 +17,12 @@ from gateway.classify.learned import to_json
 from gateway.classify.loader import ARTIFACT, ClassifierName, load_classifier, load_router_model
 from gateway.errors import GatewayError
 from gateway.policy.decide import tier_for
+from gateway.policy.policy_set import PolicySet
 from gateway.policy.schema import Thresholds
-from gateway.policyfiles.loader import PolicyError, load_policy_dir
+from gateway.policyfiles.loader import PolicyError, classifier_of, load_policy_dir
 from gateway.settings import DEFAULT_POLICIES
 from gateway.training.params import Params
-from gateway.training.train import chat_request, read_dataset, train
+from gateway.training.train import chat_request, dataset, read_dataset, train
 
 
 def default_artifact() -> Path:
@@ -32,7 +33,7 @@ def run_train(args: argparse.Namespace) -> int:
     from gateway.training.outcomes import OPERATOR, train_with_outcomes
 
     started = time.perf_counter()
-    data = read_dataset(args.data)
+    data = dataset([]) if args.data is None else read_dataset(args.data)  # None: the outcomes alone
     advice = None
     outcomes_path: Path | None = getattr(args, "outcomes", None)
     if outcomes_path is None:
@@ -44,6 +45,13 @@ def run_train(args: argparse.Namespace) -> int:
             f"{len(data.examples)} requests from {args.data} and {len(outcomes.examples)} outcomes from "
             f"{outcomes_path} (the calibration: the outcomes only)"
         )
+        if args.data is None:
+            trained_on = f"your {len(outcomes.examples)} outcomes from {outcomes_path} alone"
+            print(
+                "note: no dev data at ../shared/routing/dev.jsonl; training on your outcomes alone "
+                "(--data PATH adds RouteLLM's published evaluations, github.com/lm-sys/RouteLLM)",
+                file=sys.stderr,
+            )
     out: Path = args.out or default_artifact()
     write_artifact(to_json(model), out)
     took = time.perf_counter() - started
@@ -70,9 +78,10 @@ def packaged_thresholds(shares: tuple[float, float] = PACKAGED_SHARES) -> Thresh
     )
 
 
-def route_thresholds(args: argparse.Namespace) -> Thresholds | int:
-    """The thresholds of ``--route`` in ``--policies``; outside a policy directory (the default ``./policies``
-    absent), the packaged calibration's. An exit code when the policy is broken or lacks the route."""
+def route_thresholds(args: argparse.Namespace) -> tuple[Thresholds, PolicySet | None] | int:
+    """The thresholds of ``--route`` in ``--policies`` and the policy; outside a policy directory (the default
+    ``./policies`` absent), the packaged calibration's and None. An exit code when the policy is broken or lacks
+    the route."""
     if args.policies == DEFAULT_POLICIES and not args.policies.is_dir():
         strong, standard = PACKAGED_SHARES
         print(
@@ -80,7 +89,7 @@ def route_thresholds(args: argparse.Namespace) -> Thresholds | int:
             f"(strong_share {strong}, standard_share {standard}); --policies DIR for a policy's route",
             file=sys.stderr,
         )
-        return packaged_thresholds()
+        return packaged_thresholds(), None
     try:
         policy = load_policy_dir(args.policies, {})
     except PolicyError as exc:
@@ -90,15 +99,17 @@ def route_thresholds(args: argparse.Namespace) -> Thresholds | int:
     if route is None:
         print(f"unknown route {args.route!r}; known: {', '.join(policy.routes)}", file=sys.stderr)
         return 2
-    return route.thresholds
+    return route.thresholds, policy
 
 
 def run_score(args: argparse.Namespace) -> int:
     name: ClassifierName = args.classifier
-    classifier = load_classifier(name)
-    thresholds = route_thresholds(args)
-    if isinstance(thresholds, int):
-        return thresholds
+    found = route_thresholds(args)
+    if isinstance(found, int):
+        return found
+    thresholds, policy = found
+    # the learned router the gateway would use: the policy directory's own artifact, else the packaged one
+    classifier = classifier_of(policy) if policy is not None and name == "learned" else load_classifier(name)
     source: IO[bytes] = sys.stdin.buffer if str(args.input) == "-" else args.input.open("rb")
     with source:
         for number, line in enumerate(source, 1):

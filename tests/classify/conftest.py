@@ -28,6 +28,10 @@ PROMPTS = {
 @pytest.fixture
 def small_data(tmp_path: Path) -> Path:
     """A tiny data set in the dev.jsonl format: three benchmarks, two strata each, mixed outcomes."""
+    return write_small_data(tmp_path / "dev.jsonl")
+
+
+def write_small_data(path: Path) -> Path:
     rows = []
     for bench, prompts in PROMPTS.items():
         for i in range(12):
@@ -45,6 +49,5 @@ def small_data(tmp_path: Path) -> Path:
                     "strong_score": strong,
                 }
             )
-    path = tmp_path / "dev.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     return path

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 from gateway.classify import load_default_classifier
@@ -129,3 +131,25 @@ def test_train_names_a_bad_outcome_line(small_data: Path, tmp_path: Path) -> Non
         "router", "train", "--data", str(small_data), "--outcomes", str(outcomes), "--out", str(tmp_path / "x")
     )
     assert result.returncode != 0 and "ours.jsonl:2" in result.stderr
+
+
+def test_an_operator_without_the_dev_data_trains_on_their_outcomes_alone(tmp_path: Path) -> None:
+    rows = []
+    for i in range(40):
+        hard = i % 2 == 0
+        prompt = f"Prove step by step that x^{i + 2} - 2 has no rational root." if hard else f"Capital of country {i}?"
+        rows.append({"uid": f"u{i}", "prompt": prompt, "weak_score": 0.0 if hard else 1.0, "strong_score": 1.0})
+    outcomes, out = tmp_path / "graded.jsonl", tmp_path / "router.json.gz"
+    outcomes.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    command = [sys.executable, "-m", "gateway", "router", "train", "--outcomes", str(outcomes), "--out", str(out)]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr  # no ../shared/routing/dev.jsonl from here
+    assert "training on your outcomes alone" in result.stderr and "your 40 outcomes" in result.stdout
+    assert "C95" in result.stdout
+    model = read_router_model(out)
+    assert model.training["examples"] == 40
+    hard, easy = (LearnedClassifier(model).classify(chat_request(rows[i]["prompt"])).score for i in (0, 1))
+    assert hard > easy
+    without = [sys.executable, "-m", "gateway", "router", "train", "--out", str(out)]  # nothing to train on
+    result = subprocess.run(without, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 2 and "no data set at ../shared/routing/dev.jsonl" in result.stderr
