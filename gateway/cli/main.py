@@ -233,16 +233,17 @@ def _audit_log(given: str | None, demo: bool) -> str | None:
 
 
 def _summarize(args: argparse.Namespace) -> int:
-    from gateway.observe.audit_summary import read_entries, render, summarize
+    from gateway.observe.audit_summary import Entries, render, summarize
 
+    entries = Entries(args.file)  # one line at a time: a trail of any size
     try:
-        entries, bad = read_entries(args.file)
+        tables = summarize(entries)
     except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(render(summarize(entries)))
-    if bad:
-        print(f"warning: {bad} line(s) of {args.file} are not audit entries and were skipped", file=sys.stderr)
+    print(render(tables))
+    if entries.bad:
+        print(f"warning: {entries.bad} line(s) of {args.file} are not audit entries and were skipped", file=sys.stderr)
     return 0
 
 

@@ -51,12 +51,6 @@ class Entries:
                     self.bad += 1
 
 
-def read_entries(path: Path) -> tuple[list[dict[str, Any]], int]:
-    """The entries of an audit file, and how many lines could not be read."""
-    entries = Entries(path)
-    return list(entries), entries.bad
-
-
 def summarize(entries: Iterable[dict[str, Any]]) -> dict[str, dict[str, Totals]]:
     tables: dict[str, dict[str, Totals]] = {d: defaultdict(Totals) for d in ("all", *DIMENSIONS)}
     for entry in entries:

@@ -112,6 +112,11 @@ def test_summarize_reports_traffic_cost_and_savings(audited: tuple[str, Path], m
     saved = sum(e["counterfactual_cost_usd"] - e["cost_usd"] for e in entries_ok(path))
     assert f"{saved:.6f}" in result.stdout
     assert "1 line(s)" in result.stderr
+    missing = subprocess.run(
+        [sys.executable, "-m", "gateway", "audit", "summarize", str(path.with_name("missing.jsonl"))],
+        check=False, capture_output=True, text=True, cwd=REPO, timeout=60,
+    )  # fmt: skip
+    assert missing.returncode == 1 and "missing.jsonl" in missing.stderr
 
 
 def entries_ok(path: Path) -> list[dict[str, Any]]:
