@@ -145,7 +145,7 @@ def run_eval(args: argparse.Namespace) -> int:
 def run_grade(args: argparse.Namespace) -> int:
     import os
 
-    from gateway.training.grade import OpenAIEndpoint, Pair, grade_all
+    from gateway.training.grade import GIVE_UP_AFTER, OpenAIEndpoint, Pair, grade_all
 
     if args.concurrency < 1:
         print(f"error: --concurrency must be at least 1, not {args.concurrency}", file=sys.stderr)
@@ -161,24 +161,37 @@ def run_grade(args: argparse.Namespace) -> int:
     if not all(isinstance(line, dict) for line in lines):
         print(f"error: {args.input}: every line must be a JSON object", file=sys.stderr)
         return 1
+    if not args.base_url.startswith(("http://", "https://")):
+        print(f"error: --base-url must start with http:// or https://, not {args.base_url!r}", file=sys.stderr)
+        return 2
     pair = Pair(args.weak, args.strong, args.judge)
-    done = failed = 0
+    done = failed = written = 0
     endpoint = OpenAIEndpoint(args.base_url, os.environ.get(args.key_env), args.timeout)
     with endpoint, args.out.open("wb") as out:
-        for line in grade_all(lines, pair, endpoint.complete, args.concurrency):
+        graded = grade_all(lines, pair, endpoint.complete, args.concurrency)
+        for line in graded:
             out.write(orjson.dumps(line) + b"\n")
             out.flush()
+            written += 1
             if "grade_error" in line:
                 failed += 1
                 print(f"not graded: {line.get('uid')}: {line['grade_error']}", file=sys.stderr)
             else:
                 done += 1
+            if done == 0 and failed == GIVE_UP_AFTER and written < len(lines):
+                graded.close()  # the lines not started are not asked
+                out.write(b"".join(orjson.dumps(rest) + b"\n" for rest in lines[written:]))  # kept, as they were
+                print(
+                    f"stopped: the first {failed} lines all failed; check --base-url, the key and the model names",
+                    file=sys.stderr,
+                )
+                break
     print(
         f"graded {done} of {len(lines)} lines into {args.out}"
-        + (f"; {failed} not (grade_error): run again on {args.out} to retry them" if failed else ""),
+        + (f"; {len(lines) - done} not: run again on {args.out} to grade them" if done < len(lines) else ""),
         file=sys.stderr,
     )
-    return 1 if failed else 0
+    return 1 if done < len(lines) else 0
 
 
 COMMANDS = {"train": run_train, "score": run_score, "eval": run_eval, "grade": run_grade}

@@ -15,7 +15,7 @@ both scores is passed through untouched, so running again on the output retries 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +38,7 @@ your rating from 1 to 10 in exactly this format: "Rating: [[5]]".
 [End of the answer]"""
 RATING = re.compile(r"\[\[\s*(\d+(?:\.\d+)?)\s*\]\]")
 RETRIED_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+GIVE_UP_AFTER = 5  # when the first lines all fail, the endpoint, key or model names are wrong: stop asking
 
 
 class GradeError(Exception):
@@ -109,10 +110,15 @@ def _rate(prompt: str, answer: str, judge: str, complete: Complete, attempts: in
 
 def grade_all(
     lines: Iterable[dict[str, Any]], pair: Pair, complete: Complete, concurrency: int = 4
-) -> Iterator[dict[str, Any]]:
-    """Each line graded, in input order, ``concurrency`` at a time."""
-    with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        yield from pool.map(lambda line: grade_line(line, pair, complete), lines)
+) -> Generator[dict[str, Any]]:
+    """Each line graded, in input order, ``concurrency`` at a time. Closing the iterator early cancels the
+    lines not started (those under way finish)."""
+    pool = ThreadPoolExecutor(max_workers=concurrency)
+    try:
+        for future in [pool.submit(grade_line, line, pair, complete) for line in lines]:
+            yield future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 class OpenAIEndpoint:

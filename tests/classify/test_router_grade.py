@@ -181,6 +181,16 @@ def test_bad_arguments_and_an_unreachable_endpoint_are_named(tmp_path: Path) -> 
     (tmp_path / "bad.jsonl").write_text("not json\n")
     result = grade(str(tmp_path / "bad.jsonl"), "--out", str(tmp_path / "o.jsonl"), *common)
     assert result.returncode == 1 and "bad.jsonl" in result.stderr
-    result = grade(str(source), "--out", str(tmp_path / "o.jsonl"), "--timeout", "2", *common)
-    assert result.returncode == 1 and "not graded: a: w: ConnectError" in result.stderr
-    assert json.loads((tmp_path / "o.jsonl").read_text())["grade_error"].startswith("w: ConnectError")
+    result = grade(str(source), "--out", str(tmp_path / "o.jsonl"), "--base-url", "gateway:8080/v1", *common[2:])
+    assert result.returncode == 2 and "--base-url must start with http:// or https://" in result.stderr
+
+    lines = [{"uid": f"u{i}", "prompt": f"question {i}"} for i in range(8)]
+    source.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    out = tmp_path / "o.jsonl"
+    result = grade(str(source), "--out", str(out), "--timeout", "2", "--concurrency", "2", *common)
+    assert result.returncode == 1 and "not graded: u0: w: ConnectError" in result.stderr
+    assert "stopped: the first 5 lines all failed" in result.stderr and "graded 0 of 8" in result.stderr
+    written = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [line["uid"] for line in written] == [line["uid"] for line in lines]  # nothing lost
+    assert all(line["grade_error"].startswith("w: ConnectError") for line in written[:5])
+    assert written[5:] == lines[5:]  # not asked, kept as they were for the next run
