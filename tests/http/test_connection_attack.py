@@ -12,7 +12,11 @@ from bench.slow_clients import attack, with_gateway
 
 IDLE, SLOWLORIS, EXTRA = 200, 20, 30
 HEADER_TIMEOUT = 1.0
-MAXIMUM = IDLE + SLOWLORIS + 5  # the attack and the normal client fit, the extra connections do not
+# The attack and the normal client fit, the extra connections do not. The slowloris connections are all cut
+# at the same moment (one header timeout after they opened) and reopen at once: until the gateway has let go
+# of the old ones, they count twice, so the maximum leaves room for them twice (CI once saw one reconnect
+# turned away with a 503 when it left room for five).
+MAXIMUM = IDLE + 2 * SLOWLORIS + 5
 
 
 def test_idle_and_slowloris_connections_do_not_stop_normal_requests() -> None:
