@@ -25,10 +25,13 @@ DEFAULT_CLASSIFIER: ClassifierName = "learned"
 
 def read_router_model(path: Path | str) -> RouterModel:
     """A router artifact from a file (gzip-compressed JSON or plain JSON)."""
-    path = Path(path)
-    raw = path.read_bytes()
-    text = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
-    return from_json(json.loads(text))
+    return parse_router_model(Path(path).read_bytes())
+
+
+def parse_router_model(raw: bytes) -> RouterModel:
+    """A router artifact from its bytes (gzip-compressed JSON or plain JSON); ``ValueError``, ``KeyError``,
+    ``TypeError`` or ``EOFError`` when they are not one."""
+    return from_json(json.loads(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw))
 
 
 @functools.cache
@@ -47,6 +50,8 @@ def load_classifier(name: ClassifierName = DEFAULT_CLASSIFIER) -> Classifier:
     return CLASSIFIERS[name]()
 
 
+@functools.cache
 def load_default_classifier() -> Classifier:
-    """The classifier the ``auto`` routes use everywhere: gateway, policy cases, explain, ``router score``."""
+    """The classifier the ``auto`` routes use everywhere a policy directory has no router of its own: gateway,
+    policy cases, explain, ``router score``. One per process, shared (its weight tables are tens of MB)."""
     return load_classifier(DEFAULT_CLASSIFIER)

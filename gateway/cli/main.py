@@ -311,7 +311,7 @@ def _check(args: argparse.Namespace) -> int:
 def _explain(args: argparse.Namespace) -> int:
     from gateway.errors import GatewayError
     from gateway.policy.decide import decide, refusal
-    from gateway.policyfiles.loader import PolicyError, classifier_of, load_policy_dir
+    from gateway.policyfiles.loader import PolicyError, load_policy_dir
     from gateway.routing.normalize import normalize
 
     try:
@@ -321,7 +321,7 @@ def _explain(args: argparse.Namespace) -> int:
             return 2
         headers = {"x-gateway-data-class": args.data_class} if args.data_class else {}
         request = normalize("chat", args.request.read_bytes(), headers, aliases=policy.aliases)
-        decision = decide(policy, args.tenant, request, classifier_of(policy))
+        decision = decide(policy, args.tenant, request, policy.classifier)
     except PolicyError as exc:
         print("\n".join(exc.problems), file=sys.stderr)
         return 1

@@ -34,7 +34,7 @@ from gateway.observe.tracing import open_tracing
 from gateway.policy.decide import decide, refusal
 from gateway.policy.policy_set import Deployment, PolicySet
 from gateway.policy.visible import visible_models
-from gateway.policyfiles.loader import classifier_of, load_policy_dir
+from gateway.policyfiles.loader import load_policy_dir
 from gateway.routing.auth import authenticate, holds_key, is_admin
 from gateway.routing.normalize import normalize
 from gateway.routing.pipeline import Routing
@@ -125,9 +125,8 @@ async def _start(settings: Settings, env: Mapping[str, str] | None, stack: Async
     stack.push_async_callback(settlements.drain)  # before the store closes: a bounded wait for what is queued
     guards = Guards(store, outages, settlements)
     gate = DeploymentGate(store, guards.outages)
-    classifier = classifier_of(policy)
     caller = Caller(providers, gate, lookup, passthrough=providers.passthrough, responses=providers.responses)
-    routing = Routing(policy, classifier, caller, guards, gate)
+    routing = Routing(policy, caller, guards, gate)
     sinks: list[Sink] = [metrics.record]
     if (tracing := open_tracing(lookup)) is not None:  # OTEL_EXPORTER_OTLP_ENDPOINT set
         stack.callback(tracing.close)
@@ -283,11 +282,12 @@ async def _explain(request: Request) -> Response:
     gw = _gw(request)
     edge.request_id(request)
     routing = gw.routing
+    policy = routing.policy
     headers = edge.header_dict(request)
-    raw = await edge.read_body(request, routing.policy.limits.max_body_bytes, headers)
-    tenant, _ = authenticate(routing.policy, headers)
-    req = normalize("chat", raw, headers, aliases=routing.policy.aliases)
-    decision = decide(routing.policy, tenant, req, routing.classifier, await routing.gate.unhealthy(routing.policy))
+    raw = await edge.read_body(request, policy.limits.max_body_bytes, headers)
+    tenant, _ = authenticate(policy, headers)
+    req = normalize("chat", raw, headers, aliases=policy.aliases)
+    decision = decide(policy, tenant, req, policy.classifier, await routing.gate.unhealthy(policy))
     error = refusal(decision)
     return JSONResponse(
         {

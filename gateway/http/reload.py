@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from gateway.observe.metrics import Metrics
-from gateway.policyfiles.loader import ROUTER_ARTIFACT, PolicyError, classifier_of, load_policy_dir, policy_files
+from gateway.policyfiles.loader import ROUTER_ARTIFACT, PolicyError, load_policy_dir, policy_files
 from gateway.routing.pipeline import Routing
 from gateway.upstream.providers.registry import Providers
 
@@ -117,7 +117,7 @@ class PolicyReloader:
         if policy.revision == old.revision:
             return Outcome(old.revision, changed=False)
         self.providers.ensure(policy)
-        gw.routing = dataclasses.replace(gw.routing, policy=policy, classifier=classifier_of(policy))  # one swap
+        gw.routing = dataclasses.replace(gw.routing, policy=policy)  # the swap: one assignment (its classifier too)
         self.active = Loaded(policy.revision, policy.source, _now(), trigger)
         gw.metrics.reloads.labels("success").inc()
         gw.metrics.policy_loaded(policy.revision, old.revision)

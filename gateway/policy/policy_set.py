@@ -57,6 +57,9 @@ class PolicySet:
     data_classes: Mapping[str, DataClassSpec]
     data_class_rank: Mapping[str, int]
     routes: Mapping[str, RouteSpec]
+    # what scores the auto routes: the learned router of the directory's own router.json.gz (an operator's
+    # model pair), else the packaged one; chosen once, when the policy loads
+    classifier: Classifier = field(compare=False, repr=False)
     baseline_prices: Mapping[str, Price] = field(default_factory=dict)  # route -> its baseline model's price
     aliases: Aliases = field(default_factory=Aliases)  # client model names and patterns -> routes or models
     limits: Limits = field(default_factory=Limits)
@@ -66,8 +69,6 @@ class PolicySet:
     metrics_key_hashes: frozenset[str] = frozenset()  # when set, /metrics needs one of these or an admin key
     warnings: tuple[str, ...] = ()
     detection: Detection = field(default_factory=Detection)  # personal-data detectors that raise a data class
-    # the learned router of the directory's own router.json.gz (an operator's model pair), None: the packaged one
-    classifier: Classifier | None = field(default=None, compare=False, repr=False)
     # Filled on first use by decide(): the tenant and data-class rules read nothing of a request, so
     # their verdicts are worked out once per (tenant, data class) for this revision, not per request.
     policy_verdicts: PolicyVerdicts = field(default_factory=dict, init=False, compare=False, repr=False)

@@ -23,7 +23,6 @@ from gateway.policy.decide import Decision, decide, refusal
 from gateway.policy.policy_set import PolicySet, all_available
 from gateway.policy.proof import score_in_tier
 from gateway.policyfiles.case_features import Features, body_of
-from gateway.policyfiles.loader import classifier_of
 from gateway.policyfiles.yaml_lines import LineMap, load_with_lines
 from gateway.request import ChatRequest
 from gateway.routing.normalize import normalize
@@ -132,7 +131,7 @@ def case_request(policy: PolicySet, case: Case) -> tuple[ChatRequest, Classifier
     request = normalize(case.endpoint, orjson.dumps(body), headers, aliases=policy.aliases)  # type: ignore[arg-type]
     if features is not None and features.tier is not None:
         return request, FixedScore(score_in_tier(policy.routes.get(request.model), features.tier), "case-features")
-    return request, classifier_of(policy)
+    return request, policy.classifier
 
 
 def run_case(policy: PolicySet, case: Case) -> tuple[list[str], list[str]]:

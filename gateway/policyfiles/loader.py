@@ -7,9 +7,7 @@ Schema errors do not hide reference errors: the entries that validate are cross-
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,8 +17,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from gateway.classify.base import Classifier
-from gateway.classify.learned import LearnedClassifier, RouterModel, from_json
+from gateway.classify.learned import Calibration, LearnedClassifier, RouterModel
+from gateway.classify.loader import load_default_classifier, load_router_model, parse_router_model
 from gateway.policy.aliases import Aliases
 from gateway.policy.detect import Detection
 from gateway.policy.detect_custom import compile_custom
@@ -102,7 +100,7 @@ def _read_router(directory: Path, problems: list[str]) -> tuple[RouterModel | No
         return None, None
     try:
         raw = path.read_bytes()
-        model = from_json(json.loads(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw))
+        model = parse_router_model(raw)
     except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError) as exc:
         problems.append(f"{path}: not a router artifact (write one with gateway router train --out): {exc!r}")
         return None, None
@@ -293,6 +291,7 @@ def _compile(
         {name: spec.detect for name, spec in data_classes.items()},
         rank,
     )
+    calibration = (router or load_router_model()).calibration
     return PolicySet(
         revision=revision,
         source=str(directory),
@@ -303,7 +302,8 @@ def _compile(
         tenant_by_key_hash={k.sha256: t for t, spec in merged.tenants.items() for k in spec.keys},
         data_classes=data_classes,
         data_class_rank=rank,
-        routes={route_id: _resolve_shares(route, router) for route_id, route in merged.routes.items()},
+        routes={route_id: _resolve_shares(route, calibration) for route_id, route in merged.routes.items()},
+        classifier=load_default_classifier() if router is None else LearnedClassifier(router),
         baseline_prices={
             name: price
             for name, route in merged.routes.items()
@@ -317,29 +317,15 @@ def _compile(
         metrics_key_hashes=frozenset(k.sha256 for k in merged.admin.metrics_keys) if merged.admin else frozenset(),
         warnings=tuple(warnings),
         detection=detection,
-        classifier=None if router is None else LearnedClassifier(router),
     )
 
 
-def classifier_of(policy: PolicySet) -> Classifier:
-    """What scores the ``auto`` routes under ``policy``: its directory's own learned router, else the packaged one
-    (the gateway, its explain output, the example cases and ``router score`` all use this)."""
-    if policy.classifier is not None:
-        return policy.classifier
-    from gateway.classify.loader import load_default_classifier  # parses the shipped artifact once per process
-
-    return load_default_classifier()
-
-
-def _resolve_shares(route: RouteSpec, router: RouterModel | None) -> RouteSpec:
+def _resolve_shares(route: RouteSpec, calibration: Calibration) -> RouteSpec:
     """Turn ``strong_share`` / ``standard_share`` into score thresholds from the calibration curve of the
-    router that scores: the directory's own, else the packaged one."""
+    router that scores."""
     given = route.thresholds
     if not given.by_share or given.strong_share is None:
         return route
-    from gateway.classify.loader import load_router_model  # parses the shipped artifact once per process
-
-    calibration = (router or load_router_model()).calibration
     complex_ = calibration.threshold_for_share(given.strong_share)
     standard = min(given.standard, complex_)
     if given.standard_share is not None:

@@ -16,7 +16,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.classify.base import Classifier
 from gateway.observe.record import RequestRecord
 from gateway.policy.decide import Decision, decide, refusal
 from gateway.policy.policy_set import PolicySet
@@ -33,8 +32,7 @@ from gateway.upstream.gate import DeploymentGate
 class Routing:
     """What the stages need that lives longer than a request (replaced whole when the policy reloads)."""
 
-    policy: PolicySet
-    classifier: Classifier
+    policy: PolicySet  # with the classifier that scores its auto routes
     caller: Caller
     guards: Guards
     gate: DeploymentGate
@@ -78,7 +76,7 @@ async def route(
         on_request(tenant, request)
     check_prompt_size(policy, tenant, request)  # before any store call; decide checks again (explain, cases)
     downgrade = await guards.over_downgrade_line(policy, tenant)
-    decision = decide(policy, tenant, request, routing.classifier, await routing.gate.unhealthy(policy), downgrade)
+    decision = decide(policy, tenant, request, policy.classifier, await routing.gate.unhealthy(policy), downgrade)
     on_decision(decision, request.text)
     grant = await guards.admit(policy, tenant, key_hash, request)
     try:

@@ -19,7 +19,7 @@ from gateway.errors import GatewayError
 from gateway.policy.decide import tier_for
 from gateway.policy.policy_set import PolicySet
 from gateway.policy.schema import Thresholds
-from gateway.policyfiles.loader import PolicyError, classifier_of, load_policy_dir
+from gateway.policyfiles.loader import PolicyError, load_policy_dir
 from gateway.settings import DEFAULT_POLICIES
 from gateway.training.params import Params
 from gateway.training.train import chat_request, dataset, read_dataset, train
@@ -109,7 +109,7 @@ def run_score(args: argparse.Namespace) -> int:
         return found
     thresholds, policy = found
     # the learned router the gateway would use: the policy directory's own artifact, else the packaged one
-    classifier = classifier_of(policy) if policy is not None and name == "learned" else load_classifier(name)
+    classifier = policy.classifier if policy is not None and name == "learned" else load_classifier(name)
     source: IO[bytes] = sys.stdin.buffer if str(args.input) == "-" else args.input.open("rb")
     with source:
         for number, line in enumerate(source, 1):

@@ -15,7 +15,7 @@ from gateway.classify import load_default_classifier
 from gateway.classify.learned import LearnedClassifier
 from gateway.classify.loader import read_router_model
 from gateway.http.app import create_app
-from gateway.policyfiles.loader import ROUTER_ARTIFACT, PolicyError, classifier_of, load_policy_dir
+from gateway.policyfiles.loader import ROUTER_ARTIFACT, PolicyError, load_policy_dir
 from gateway.settings import Settings
 from gateway.standin.server import ThreadedServer
 from gateway.training.train import chat_request
@@ -58,11 +58,11 @@ def test_the_directorys_router_scores_and_calibrates_its_routes(
     (own / ROUTER_ARTIFACT).write_bytes(artifact.read_bytes())
     packaged, mine = load_policy_dir(plain, {}), load_policy_dir(own, {})
     request = chat_request(PROMPT)
-    assert packaged.classifier is None
-    assert classifier_of(packaged).classify(request).score == load_default_classifier().classify(request).score
+    assert packaged.classifier is load_default_classifier()  # no artifact: the packaged router, one per process
+    assert packaged.classifier.classify(request).score == load_default_classifier().classify(request).score
     expected = LearnedClassifier(read_router_model(artifact)).classify(request).score
-    assert classifier_of(mine).classify(request).score == expected
-    assert expected != classifier_of(packaged).classify(request).score
+    assert mine.classifier.classify(request).score == expected
+    assert expected != packaged.classifier.classify(request).score
     assert mine.revision != packaged.revision  # the artifact is part of what the revision names
     calibration = read_router_model(artifact).calibration
     assert mine.routes["auto"].thresholds.complex == calibration.threshold_for_share(0.3)

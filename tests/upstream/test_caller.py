@@ -101,7 +101,7 @@ async def test_a_budget_reservation_goes_back_when_the_call_raises_a_bug(tmp_pat
         raise RuntimeError("a bug")
 
     caller = caller_for(FakeProvider(fail), store)
-    routing = Routing(loaded, load_default_classifier(), caller, Guards(store), caller.gate)
+    routing = Routing(loaded, caller, Guards(store), caller.gate)
     body = b'{"model": "us-open", "messages": [{"role": "user", "content": "hi"}]}'
     with pytest.raises(RuntimeError):
         await route(routing, "chat", body, {"authorization": "Bearer open-key"}, lambda decision, text: None)
