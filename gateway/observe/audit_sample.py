@@ -33,8 +33,8 @@ class Tally:
 
 def eligible(entries: Iterable[dict[str, Any]], tally: Tally) -> Iterator[dict[str, Any]]:
     """The entries worth grading, the first of each prompt (whitespace aside), one at a time: a trail of
-    any size is read once, keeping a 16-byte digest per distinct prompt."""
-    seen: set[bytes] = set()
+    any size is read once, keeping a 64-bit digest per distinct prompt."""
+    seen: set[str] = set()
     for entry in entries:
         tally.read += 1
         content = entry.get("content")
@@ -46,7 +46,7 @@ def eligible(entries: Iterable[dict[str, Any]], tally: Tally) -> Iterator[dict[s
         text = " ".join(content["prompt"].split())
         if not text:
             continue
-        key = hashlib.blake2b(text.encode(), digest_size=16).digest()
+        key = _digest(text)
         if key in seen:
             tally.repeats += 1
             continue

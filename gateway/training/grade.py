@@ -23,6 +23,8 @@ from typing import Any
 import httpx
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
+from gateway.training.train import SCORES, missing_scores
+
 JUDGE_SYSTEM = "You are an impartial judge of the answers AI assistants give. You rate; you do not answer."
 JUDGE_TEMPLATE = """Rate the quality of the assistant's answer to the user's request below. Consider first whether \
 it is correct, then how helpful, relevant, deep and detailed it is, and whether it does what was asked. Judge the \
@@ -61,10 +63,6 @@ def rating(verdict: str) -> float | None:
     return value / 10 if 1 <= value <= 10 else None
 
 
-def graded(line: dict[str, Any]) -> bool:
-    return line.get("weak_score") is not None and line.get("strong_score") is not None
-
-
 @dataclass(frozen=True)
 class Pair:
     weak: str
@@ -78,7 +76,7 @@ Complete = Callable[[str, list[dict[str, str]], dict[str, Any]], str]
 
 def grade_line(line: dict[str, Any], pair: Pair, complete: Complete, judge_attempts: int = 2) -> dict[str, Any]:
     """The line with both answers and both scores, or with ``grade_error`` and no scores."""
-    if graded(line):
+    if not missing_scores(line):
         return line
     out = {k: v for k, v in line.items() if k != "grade_error"}
     try:
@@ -93,8 +91,8 @@ def grade_line(line: dict[str, Any], pair: Pair, complete: Complete, judge_attem
                 out[f"{side}_answer"] = answer
             out[f"{side}_score"] = _rate(prompt, answer, pair.judge, complete, judge_attempts)
     except GradeError as exc:
-        out.pop("weak_score", None)
-        out.pop("strong_score", None)
+        for name in SCORES:
+            out.pop(name, None)
         out["grade_error"] = str(exc)
     return out
 
@@ -129,7 +127,12 @@ class OpenAIEndpoint:
     def __init__(self, base_url: str, api_key: str | None, timeout: float = 120.0, attempts: int = 4) -> None:
         headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(base_url=base_url.rstrip("/") + "/", headers=headers, timeout=timeout)
-        self._attempts = attempts
+        self._retrying = Retrying(  # its state is per call (and per thread): one for every call
+            retry=retry_if_exception(_passes),
+            stop=stop_after_attempt(attempts),
+            wait=wait_random_exponential(multiplier=0.5, max=20),
+            reraise=True,
+        )
 
     def __enter__(self) -> OpenAIEndpoint:
         return self
@@ -138,14 +141,8 @@ class OpenAIEndpoint:
         self._client.close()
 
     def complete(self, model: str, messages: list[dict[str, str]], extra: dict[str, Any]) -> str:
-        retrying = Retrying(
-            retry=retry_if_exception(_passes),
-            stop=stop_after_attempt(self._attempts),
-            wait=wait_random_exponential(multiplier=0.5, max=20),
-            reraise=True,
-        )
         try:
-            response = retrying(self._post, {"model": model, "messages": messages, **extra})
+            response = self._retrying(self._post, {"model": model, "messages": messages, **extra})
         except httpx.HTTPStatusError as exc:
             raise GradeError(f"{model}: HTTP {exc.response.status_code}: {_message(exc.response)}") from None
         except httpx.HTTPError as exc:

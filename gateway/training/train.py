@@ -93,9 +93,16 @@ def read_dataset(path: Path | str, limit_per_bench: int | None = None, default_b
     return dataset(examples, hashlib.sha256(raw).hexdigest()[:16], str(path))
 
 
+SCORES = ("weak_score", "strong_score")  # what a judge adds to an outcome line (``gateway router grade``)
+
+
+def missing_scores(row: Mapping[str, Any]) -> list[str]:
+    """The scores an outcome line lacks: it is graded when there are none."""
+    return [name for name in SCORES if row.get(name) is None]
+
+
 def _example(row: dict[str, Any], bench: str) -> Example:
-    missing = [name for name in ("weak_score", "strong_score") if row.get(name) is None]
-    if missing:
+    if missing := missing_scores(row):
         raise ValueError(f"no {' and no '.join(missing)}: grade both models' answers first (docs/router-evaluation.md)")
     scale = SCORE_SCALE.get(bench, 1.0)
     return Example(

@@ -67,10 +67,11 @@ PROMPTS = [
 ]
 
 
-def test_a_trail_is_read_once_and_gives_the_pick_it_gives_in_memory() -> None:
+def test_a_trail_read_once_gives_the_pick_of_the_whole_trail_in_memory_whatever_its_order() -> None:
     entries = [entry(i, (i * 37 % 100) / 100) for i in range(5000)]
     once = iter(entries)  # a generator, as the file is read: no second pass
     picked = sample(once, 30, seed=3)
+    assert picked == sample(list(entries), 30, seed=3)
     assert picked == sample(entries[::-1], 30, seed=3)  # the order of the lines does not matter
     assert picked == sample(sample(entries, 300, seed=3), 30, seed=3)  # nor where the trail was cut short: a
     # smaller sample is part of a bigger one, so growing --n adds prompts to grade and keeps those graded
